@@ -1,0 +1,54 @@
+import type { UserCredentials } from './auth';
+import type { Router } from './dialer';
+import type { Logger } from './log';
+
+/** Everything configurable about the listener. Times are in milliseconds; 0 disables a timeout. */
+export interface ProxyOptions {
+  host: string;
+  port: number;
+  /** Accounts for SOCKS5 username/password and HTTP Basic. Empty: no authentication. */
+  users: UserCredentials[];
+  /** Accept clients that offer no authentication even when users are configured. Default: only when there are no users. */
+  allowNoAuth: boolean;
+  /** Serve SOCKS4/4a (it cannot carry a password, so it is refused while users are configured unless this is true). */
+  socks4: boolean;
+  /** Serve plain HTTP proxy requests and CONNECT on the same port. */
+  http: boolean;
+  handshakeTimeoutMs: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  bindTimeoutMs: number;
+  udpIdleTimeoutMs: number;
+  maxSessions: number;
+  maxUdpAssociations: number;
+}
+
+export const defaultOptions: ProxyOptions = {
+  host: '127.0.0.1',
+  port: 1080,
+  users: [],
+  allowNoAuth: false,
+  socks4: true,
+  http: true,
+  handshakeTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  idleTimeoutMs: 10 * 60_000,
+  bindTimeoutMs: 60_000,
+  udpIdleTimeoutMs: 2 * 60_000,
+  maxSessions: 4096,
+  maxUdpAssociations: 256,
+};
+
+/** What a protocol handler needs from the server for one connection. */
+export interface ConnectionContext {
+  readonly options: Readonly<ProxyOptions>;
+  readonly logger: Logger;
+  readonly router: Router;
+  /** True when this connection arrived while the session limit was reached: refuse its request. */
+  readonly overLimit: boolean;
+  /** Stops the handshake deadline; call once the request is parsed. */
+  handshakeDone(): void;
+  /** Reserves a UDP association slot; false when the limit is reached. */
+  acquireUdp(): boolean;
+  releaseUdp(): void;
+}

@@ -1,0 +1,241 @@
+import { EventEmitter } from 'node:events';
+
+export type SessionProtocol = 'socks5' | 'socks4' | 'http';
+export type SessionCommand = 'connect' | 'bind' | 'udp-associate' | 'http';
+export type SessionState = 'handshake' | 'connecting' | 'waiting' | 'open' | 'closed';
+
+/** A plain snapshot of one session, safe to hand to a UI. */
+export interface SessionInfo {
+  id: number;
+  protocol: SessionProtocol;
+  command: SessionCommand | undefined;
+  client: string;
+  user: string | undefined;
+  destination: string | undefined;
+  route: string | undefined;
+  state: SessionState;
+  startedAt: number;
+  closedAt: number | undefined;
+  bytesUp: number;
+  bytesDown: number;
+  datagramsUp: number;
+  datagramsDown: number;
+  /** 'ok' when the session ended normally; otherwise the reply or error that ended it. */
+  outcome: string | undefined;
+  reply: number | undefined;
+}
+
+export interface Totals {
+  active: number;
+  opened: number;
+  bytesUp: number;
+  bytesDown: number;
+  datagramsUp: number;
+  datagramsDown: number;
+}
+
+/** Something that counts bytes as it goes, like a net.Socket. */
+interface ByteSource {
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+}
+
+/**
+ * One proxied connection. Byte counts are read from the sockets on demand (Node keeps them anyway),
+ * so the relay path emits no per-chunk events.
+ */
+export class Session {
+  readonly id: number;
+  readonly protocol: SessionProtocol;
+  readonly client: string;
+  readonly startedAt = Date.now();
+  command: SessionCommand | undefined;
+  user: string | undefined;
+  destination: string | undefined;
+  route: string | undefined;
+  state: SessionState = 'handshake';
+  closedAt: number | undefined;
+  outcome: string | undefined;
+  reply: number | undefined;
+  datagramsUp = 0;
+  datagramsDown = 0;
+  /** Byte counts of UDP payloads, and of relays that have finished. */
+  private upBase = 0;
+  private downBase = 0;
+  private upstream: ByteSource | undefined;
+  private upRead0 = 0;
+  private upWritten0 = 0;
+  /** Set by the server so the UI can end a session. */
+  closer: ((reason: string) => void) | undefined;
+
+  constructor(
+    private readonly registry: SessionRegistry,
+    id: number,
+    protocol: SessionProtocol,
+    client: string,
+  ) {
+    this.id = id;
+    this.protocol = protocol;
+    this.client = client;
+  }
+
+  get bytesUp(): number {
+    return this.upBase + (this.upstream ? this.upstream.bytesWritten - this.upWritten0 : 0);
+  }
+
+  get bytesDown(): number {
+    return this.downBase + (this.upstream ? this.upstream.bytesRead - this.upRead0 : 0);
+  }
+
+  /** Counts what crosses `socket` (the outbound side) from now on: bytes written are up, bytes read are down. */
+  track(socket: ByteSource): void {
+    this.freezeCounters();
+    this.upstream = socket;
+    this.upWritten0 = socket.bytesWritten;
+    this.upRead0 = socket.bytesRead;
+  }
+
+  countDatagram(direction: 'up' | 'down', bytes: number): void {
+    if (direction === 'up') {
+      this.datagramsUp++;
+      this.upBase += bytes;
+    } else {
+      this.datagramsDown++;
+      this.downBase += bytes;
+    }
+  }
+
+  update(fields: Partial<Pick<Session, 'command' | 'user' | 'destination' | 'route' | 'state'>>): void {
+    if (this.state === 'closed') return;
+    Object.assign(this, fields);
+    this.registry.emit('change', this);
+  }
+
+  close(outcome: string, reply?: number): void {
+    if (this.state === 'closed') return;
+    this.freezeCounters();
+    this.state = 'closed';
+    this.closedAt = Date.now();
+    this.outcome = outcome;
+    this.reply = reply;
+    this.closer = undefined;
+    this.registry.finish(this);
+  }
+
+  info(): SessionInfo {
+    return {
+      id: this.id,
+      protocol: this.protocol,
+      command: this.command,
+      client: this.client,
+      user: this.user,
+      destination: this.destination,
+      route: this.route,
+      state: this.state,
+      startedAt: this.startedAt,
+      closedAt: this.closedAt,
+      bytesUp: this.bytesUp,
+      bytesDown: this.bytesDown,
+      datagramsUp: this.datagramsUp,
+      datagramsDown: this.datagramsDown,
+      outcome: this.outcome,
+      reply: this.reply,
+    };
+  }
+
+  private freezeCounters(): void {
+    if (!this.upstream) return;
+    this.upBase = this.bytesUp;
+    this.downBase = this.bytesDown;
+    this.upstream = undefined;
+  }
+}
+
+export interface RegistryEvents {
+  open: [Session];
+  change: [Session];
+  close: [Session];
+  cleared: [];
+}
+
+/**
+ * Live sessions and a bounded list of recently closed ones, with running totals.
+ * Events: 'open', 'change' (state, destination or route changed), 'close', 'cleared' (closed list emptied).
+ */
+export class SessionRegistry extends EventEmitter<RegistryEvents> {
+  private nextId = 1;
+  private readonly live = new Map<number, Session>();
+  private readonly closed: SessionInfo[] = [];
+  private closedTotals = { bytesUp: 0, bytesDown: 0, datagramsUp: 0, datagramsDown: 0 };
+  private opened = 0;
+
+  constructor(private readonly keepClosed = 100) {
+    super();
+  }
+
+  open(protocol: SessionProtocol, client: string): Session {
+    const s = new Session(this, this.nextId++, protocol, client);
+    this.live.set(s.id, s);
+    this.opened++;
+    this.emit('open', s);
+    return s;
+  }
+
+  /** Called by Session.close. */
+  finish(s: Session): void {
+    if (!this.live.delete(s.id)) return;
+    this.closedTotals.bytesUp += s.bytesUp;
+    this.closedTotals.bytesDown += s.bytesDown;
+    this.closedTotals.datagramsUp += s.datagramsUp;
+    this.closedTotals.datagramsDown += s.datagramsDown;
+    if (this.keepClosed > 0) {
+      this.closed.push(s.info());
+      if (this.closed.length > this.keepClosed) this.closed.splice(0, this.closed.length - this.keepClosed);
+    }
+    this.emit('close', s);
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  get(id: number): Session | undefined {
+    return this.live.get(id);
+  }
+
+  sessions(): IterableIterator<Session> {
+    return this.live.values();
+  }
+
+  snapshot(): SessionInfo[] {
+    return [...this.live.values()].map((s) => s.info());
+  }
+
+  recentlyClosed(): readonly SessionInfo[] {
+    return this.closed;
+  }
+
+  clearClosed(): void {
+    this.closed.length = 0;
+    this.emit('cleared');
+  }
+
+  /** Ends a live session (the UI's "close session"). Returns false when it is not live. */
+  terminate(id: number, reason = 'closed by user'): boolean {
+    const s = this.live.get(id);
+    if (!s?.closer) return false;
+    s.closer(reason);
+    return true;
+  }
+
+  totals(): Totals {
+    const t = { active: this.live.size, opened: this.opened, ...this.closedTotals };
+    for (const s of this.live.values()) {
+      t.bytesUp += s.bytesUp;
+      t.bytesDown += s.bytesDown;
+      t.datagramsUp += s.datagramsUp;
+      t.datagramsDown += s.datagramsDown;
+    }
+    return t;
+  }
+}

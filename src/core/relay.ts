@@ -1,0 +1,58 @@
+import type { Socket } from 'node:net';
+import { describeError } from './errors';
+
+export interface RelayOptions {
+  /** Close both sides after this long with no traffic either way (0 = never). */
+  idleTimeoutMs: number;
+  /** Called once when both sides are closed; `error` is set when the relay ended abnormally. */
+  onClose(error: string | undefined): void;
+}
+
+/**
+ * Pipes two connected sockets both ways.
+ * - Backpressure: stream.pipe pauses the reader while the writer's buffer is full, so memory stays bounded.
+ * - Half-close: both sockets are allowHalfOpen, so a FIN from one side becomes end() on the other
+ *   and the reverse direction keeps flowing until it ends too.
+ * - Errors: if either side fails, the other is reset (RST), never ended cleanly, so the peer
+ *   cannot mistake a truncated stream for a complete one.
+ * No per-chunk listeners are added: byte counts come from socket.bytesRead/bytesWritten.
+ */
+export function relay(client: Socket, target: Socket, options: RelayOptions): () => void {
+  let failure: string | undefined;
+  let closed = 0;
+
+  const abort = (reason: string, cause?: Socket): void => {
+    failure ??= reason;
+    for (const s of [client, target]) {
+      if (s === cause || s.destroyed) continue;
+      // resetAndDestroy sends RST so the peer sees an error, not a clean EOF.
+      if (s.readyState === 'open' || s.readyState === 'readOnly' || s.readyState === 'writeOnly') s.resetAndDestroy();
+      else s.destroy();
+    }
+  };
+
+  const onClosed = (): void => {
+    if (++closed === 2) options.onClose(failure);
+  };
+
+  client.on('error', (err) => abort(`client: ${describeError(err)}`, client));
+  target.on('error', (err) => abort(`target: ${describeError(err)}`, target));
+  // A socket that closes without having ended its readable side was torn down: take the other one down too.
+  client.on('close', (hadError) => {
+    if (hadError || !client.readableEnded) abort(failure ?? 'client closed abruptly', client);
+    onClosed();
+  });
+  target.on('close', (hadError) => {
+    if (hadError || !target.readableEnded) abort(failure ?? 'target closed abruptly', target);
+    onClosed();
+  });
+
+  if (options.idleTimeoutMs > 0) {
+    // Node resets a socket's timeout on reads and on writes, so the client socket alone sees all traffic.
+    client.setTimeout(options.idleTimeoutMs, () => abort(`idle for ${options.idleTimeoutMs} ms`));
+  }
+
+  client.pipe(target);
+  target.pipe(client);
+  return () => abort('closed by user');
+}

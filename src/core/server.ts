@@ -1,0 +1,175 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { formatEndpoint, normalizeIp } from './address';
+import { ConnectionContext, defaultOptions, ProxyOptions } from './context';
+import { DirectRouter, Router } from './dialer';
+import { describeError } from './errors';
+import { Logger, silentLogger } from './log';
+import { SessionProtocol, SessionRegistry } from './registry';
+import { Socks5Connection } from './socks5/handler';
+import { closeWith } from './socket-util';
+
+/** Connections over the session limit that may still finish a handshake to get a proper refusal. */
+const HANDSHAKE_GRACE = 64;
+
+/** Handles a connection once its protocol is known from the first byte. */
+export type ProtocolHandler = (socket: net.Socket, first: Buffer, ctx: ConnectionContext, server: ProxyServer) => void;
+
+export interface ProxyServerEvents {
+  listening: [net.AddressInfo];
+  close: [];
+  error: [Error];
+}
+
+/**
+ * The listener: accepts connections, tells the protocol from the first byte, enforces limits and
+ * hands each connection to its protocol handler. Routing and options can change while it runs;
+ * sessions already open keep what they started with.
+ */
+export class ProxyServer extends EventEmitter<ProxyServerEvents> {
+  readonly registry: SessionRegistry;
+  private opts: ProxyOptions;
+  private routerImpl: Router;
+  private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private udpAssociations = 0;
+  private readonly handlers = new Map<number, ProtocolHandler>();
+
+  constructor(
+    options: Partial<ProxyOptions> = {},
+    private readonly logger: Logger = silentLogger,
+    router?: Router,
+    registry?: SessionRegistry,
+  ) {
+    super();
+    this.opts = { ...defaultOptions, ...options };
+    this.routerImpl = router ?? new DirectRouter(this.opts.connectTimeoutMs);
+    this.registry = registry ?? new SessionRegistry();
+    this.handlers.set(0x05, (socket, first, ctx) => this.serveSocks5(socket, first, ctx));
+  }
+
+  get options(): Readonly<ProxyOptions> {
+    return this.opts;
+  }
+
+  get router(): Router {
+    return this.routerImpl;
+  }
+
+  /** New connections use the new options; a changed host or port needs a restart. */
+  configure(options: Partial<ProxyOptions>): void {
+    this.opts = { ...this.opts, ...options };
+  }
+
+  setRouter(router: Router): void {
+    this.routerImpl = router;
+  }
+
+  /** Registers the handler for connections whose first byte is `firstByte` (-1: everything else). */
+  handle(firstByte: number, handler: ProtocolHandler): void {
+    this.handlers.set(firstByte, handler);
+  }
+
+  get listening(): boolean {
+    return this.server?.listening ?? false;
+  }
+
+  address(): net.AddressInfo | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a : undefined;
+  }
+
+  listen(): Promise<net.AddressInfo> {
+    if (this.server) return Promise.reject(new Error('already listening'));
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', (err) => {
+        this.server = undefined;
+        reject(err);
+      });
+      server.listen({ host: this.opts.host, port: this.opts.port, ipv6Only: false }, () => {
+        server.removeAllListeners('error');
+        server.on('error', (err) => {
+          this.logger.error(`listener error: ${describeError(err)}`);
+          this.emit('error', err);
+        });
+        const address = server.address() as net.AddressInfo;
+        this.logger.info(`listening on ${formatEndpoint({ host: address.address, port: address.port })}`);
+        this.emit('listening', address);
+        resolve(address);
+      });
+    });
+  }
+
+  /** Stops listening and ends every open session. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of this.registry.sessions()) s.closer?.('proxy stopped');
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+    this.logger.info('stopped');
+    this.emit('close');
+  }
+
+  private onConnection(socket: net.Socket): void {
+    const client = formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 });
+    const live = this.sockets.size;
+    if (live >= this.opts.maxSessions + HANDSHAKE_GRACE) {
+      this.logger.warn(`${client}: connection dropped: ${live} connections open (limit ${this.opts.maxSessions})`);
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', (err) => this.logger.debug(`${client}: ${describeError(err)}`));
+    // An absolute deadline, not socket.setTimeout: a client trickling one byte at a time must not extend it.
+    const handshakeTimeout = this.opts.handshakeTimeoutMs;
+    const deadline =
+      handshakeTimeout > 0
+        ? setTimeout(() => {
+            this.logger.warn(`${client}: handshake not completed within ${handshakeTimeout} ms; closing`);
+            socket.destroy();
+          }, handshakeTimeout)
+        : undefined;
+    socket.once('close', () => clearTimeout(deadline));
+    const ctx: ConnectionContext = {
+      options: this.opts,
+      logger: this.logger,
+      router: this.routerImpl,
+      overLimit: live >= this.opts.maxSessions,
+      handshakeDone: () => clearTimeout(deadline),
+      acquireUdp: () => {
+        if (this.udpAssociations >= this.opts.maxUdpAssociations) return false;
+        this.udpAssociations++;
+        return true;
+      },
+      releaseUdp: () => {
+        this.udpAssociations--;
+      },
+    };
+    socket.once('data', (first: Buffer) => {
+      const handler = this.handlers.get(first[0]) ?? this.handlers.get(-1);
+      if (!handler) {
+        this.logger.warn(`${client}: unsupported protocol (first byte 0x${first[0].toString(16).padStart(2, '0')}); closing`);
+        closeWith(socket);
+        return;
+      }
+      handler(socket, first, ctx, this);
+    });
+  }
+
+  /** Opens a registry session for a connection of the given protocol. */
+  openSession(protocol: SessionProtocol, socket: net.Socket) {
+    return this.registry.open(protocol, formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 }));
+  }
+
+  private serveSocks5(socket: net.Socket, first: Buffer, ctx: ConnectionContext): void {
+    const session = this.openSession('socks5', socket);
+    const conn = new Socks5Connection(socket, ctx, session);
+    conn.start(first);
+  }
+}

@@ -1,0 +1,19 @@
+import type { Socket } from 'node:net';
+
+const LINGER_MS = 2_000;
+
+/**
+ * Sends a final message and closes gracefully: unread input is drained (so the kernel sends FIN,
+ * not RST, and the client gets to read our reply), and the socket is destroyed after a short linger.
+ */
+export function closeWith(socket: Socket, bytes?: Buffer | string): void {
+  if (socket.destroyed) return;
+  socket.removeAllListeners('data');
+  socket.on('data', () => undefined);
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  if (bytes === undefined) socket.end();
+  else socket.end(bytes);
+}
