@@ -78,9 +78,9 @@ ensure_apt() {
   if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
   # Try without an update first (fast when the lists are fresh), then update and retry.
-  if ! $SUDO apt-get install -y --no-install-recommends "${need[@]}"; then
-    $SUDO apt-get update
-    $SUDO apt-get install -y --no-install-recommends "${need[@]}"
+  if ! $SUDO apt-get install -y "${need[@]}" >&2; then
+    $SUDO apt-get update >&2
+    $SUDO apt-get install -y "${need[@]}" >&2
   fi
 }
 ensure_apt
