@@ -7,6 +7,7 @@ import { ProxyServer } from '../../src/core/server';
 import type { ProxyOptions } from '../../src/core/context';
 import type { Router } from '../../src/core/dialer';
 import type { Logger } from '../../src/core/log';
+import type { SessionInfo, SessionRegistry } from '../../src/core/registry';
 
 export interface Running {
   port: number;
@@ -94,4 +95,24 @@ export async function deadPort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/** Waits (bounded) until a closed session matching `match` is in the registry's recently-closed list. */
+export function waitForClosed(registry: SessionRegistry, match: (s: SessionInfo) => boolean, timeoutMs = 5000): Promise<SessionInfo> {
+  return new Promise((resolve, reject) => {
+    const found = (): boolean => {
+      const s = registry.recentlyClosed().find(match);
+      if (!s) return false;
+      clearTimeout(timer);
+      registry.off('close', check);
+      resolve(s);
+      return true;
+    };
+    const check = (): void => void found();
+    const timer = setTimeout(() => {
+      registry.off('close', check);
+      reject(new Error(`no matching closed session within ${timeoutMs} ms; closed: ${JSON.stringify(registry.recentlyClosed().map((s) => [s.destination, s.outcome]))}`));
+    }, timeoutMs);
+    if (!found()) registry.on('close', check);
+  });
 }

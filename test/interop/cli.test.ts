@@ -1,0 +1,59 @@
+/** The headless CLI as a user runs it: prints where it listens, logs sessions, stops cleanly on Ctrl-C. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { run } from '../helpers/run';
+import { startHttpServer } from '../helpers/servers';
+
+const CLI = path.resolve(__dirname, '../../../dist/cli.js');
+const env = { ...process.env, NO_PROXY: '', no_proxy: '' };
+
+test('CLI: listens, authenticates, logs the session and exits 0 on SIGINT', async () => {
+  const web = await startHttpServer();
+  const child = spawn(process.execPath, [CLI, '--host', '127.0.0.1', '--port', '0', '--user', 'cli', '--log-level', 'info'], {
+    env: { ...env, SOCKS_RELAY_PASS: 'cli-secret' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    const banner = await new Promise<string>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(d.toString()));
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+    });
+    const m = /listening on 127\.0\.0\.1:(\d+) \(socks5:\/\/127\.0\.0\.1:\d+\) with username\/password/.exec(banner);
+    assert.ok(m, banner);
+    const r = await run('curl', ['-sS', '--max-time', '10', '--socks5-hostname', `127.0.0.1:${m[1]}`, '--proxy-user', 'cli:cli-secret', `http://localhost:${web.port}/cli`], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hello /cli');
+    // The session line is logged when the session closes.
+    for (let i = 0; i < 50 && !/connect localhost:\d+ via direct: ok/.test(stderr); i++) await new Promise((res) => setTimeout(res, 50));
+    assert.match(stderr, /#1 127\.0\.0\.1:\d+ connect localhost:\d+ via direct: ok \(↑\d+ B ↓\d+(\.\d)? [KB ]*B?/);
+    assert.ok(!stderr.includes('cli-secret'), 'password never logged');
+    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGINT');
+    assert.equal(await exit, 0);
+    assert.match(stderr, /SIGINT: shutting down/);
+  } finally {
+    child.kill('SIGKILL');
+    await web.close();
+  }
+});
+
+test('CLI: a port in use gives a clear message and exit code 2', async () => {
+  const web = await startHttpServer();
+  try {
+    const r = await run(process.execPath, [CLI, '--port', String(web.port)]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`port ${web.port} is already in use`));
+  } finally {
+    await web.close();
+  }
+});
+
+test('CLI: bad arguments are refused with usage', async () => {
+  const r = await run(process.execPath, [CLI, '--port', 'seventy']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--port must be a whole number/);
+  assert.match(r.stderr, /Usage: socks-relay/);
+});
