@@ -1,0 +1,51 @@
+/** The client half of SOCKS5 (RFC 1928) with username/password (RFC 1929), over an already open stream. */
+import type { Socket } from 'node:net';
+import type { Endpoint } from '../address';
+import { formatEndpoint } from '../address';
+import { ProxyError, Reply, ReplyCode, replyName } from '../errors';
+import { CommandName, decodeMethodSelection, decodeReply, decodeUserPassReply, encodeGreeting, encodeRequest, encodeUserPass, Method } from '../socks5/protocol';
+import { readMessage, resolveHere } from './handshake';
+import { hopLabel, UpstreamHop } from './url';
+
+const commandText: Record<CommandName, string> = { connect: 'CONNECT', bind: 'BIND', 'udp-associate': 'UDP ASSOCIATE' };
+
+/** Negotiates a method and authenticates. Wrong credentials → UPSTREAM_AUTH_FAILED (X'01'). */
+export async function socks5Authenticate(socket: Socket, hop: UpstreamHop, signal: AbortSignal): Promise<void> {
+  const label = hopLabel(hop);
+  const creds = hop.username !== undefined && hop.password !== undefined ? { username: hop.username, password: hop.password } : undefined;
+  socket.write(encodeGreeting(creds ? [Method.NO_AUTH, Method.USERNAME_PASSWORD] : [Method.NO_AUTH]));
+  const method = await readMessage(socket, decodeMethodSelection, signal, 'SOCKS5 method selection');
+  if (method === Method.NO_AUTH) return;
+  if (method === Method.USERNAME_PASSWORD && creds) {
+    socket.write(encodeUserPass(creds));
+    const ok = await readMessage(socket, decodeUserPassReply, signal, 'username/password status');
+    if (!ok) throw new ProxyError('UPSTREAM_AUTH_FAILED', `upstream ${label} rejected the username/password for user "${creds.username}"`, Reply.GENERAL_FAILURE);
+    return;
+  }
+  if (method === Method.NO_ACCEPTABLE) {
+    const why = creds ? 'accepts neither no-authentication nor username/password' : 'requires authentication (add user:password to the URL)';
+    throw new ProxyError('UPSTREAM_AUTH_FAILED', `upstream ${label} ${why}`, Reply.GENERAL_FAILURE);
+  }
+  throw new ProxyError('UPSTREAM_FAILED', `upstream ${label} chose method 0x${method.toString(16).padStart(2, '0')}, which we did not offer`, Reply.GENERAL_FAILURE);
+}
+
+/** Reads a SOCKS5 reply; a non-zero code becomes an UPSTREAM_FAILED error carrying that code. */
+export async function readSocks5Reply(socket: Socket, hop: UpstreamHop, signal: AbortSignal, what: string): Promise<Endpoint> {
+  const reply = await readMessage(socket, decodeReply, signal, `SOCKS5 reply to ${what}`);
+  if (reply.reply !== Reply.SUCCEEDED) {
+    const code = (reply.reply >= 0x01 && reply.reply <= 0x08 ? reply.reply : Reply.GENERAL_FAILURE) as ReplyCode;
+    throw new ProxyError('UPSTREAM_FAILED', `upstream ${hopLabel(hop)} answered ${what} with 0x${reply.reply.toString(16).padStart(2, '0')} (${replyName(reply.reply)})`, code);
+  }
+  return reply.bound;
+}
+
+/**
+ * Asks the upstream to run `command` for `destination`; resolves with BND.ADDR/BND.PORT of the first reply.
+ * socks5:// resolves names here first; socks5h:// passes them on.
+ */
+export async function socks5Handshake(socket: Socket, hop: UpstreamHop, command: CommandName, destination: Endpoint, signal: AbortSignal): Promise<Endpoint> {
+  const target = hop.remoteDns ? destination : await resolveHere(destination);
+  await socks5Authenticate(socket, hop, signal);
+  socket.write(encodeRequest({ command, destination: target }));
+  return readSocks5Reply(socket, hop, signal, `${commandText[command]} ${formatEndpoint(destination)}`);
+}
