@@ -7,6 +7,8 @@ import { describeError } from './errors';
 import { Logger, silentLogger } from './log';
 import { SessionProtocol, SessionRegistry } from './registry';
 import { Socks5Connection } from './socks5/handler';
+import { serveSocks4 } from './socks4/handler';
+import { serveHttp } from './http/handler';
 import { closeWith } from './socket-util';
 
 /** Connections over the session limit that may still finish a handshake to get a proper refusal. */
@@ -46,6 +48,8 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.routerImpl = router ?? new DirectRouter(this.opts.connectTimeoutMs);
     this.registry = registry ?? new SessionRegistry();
     this.handlers.set(0x05, (socket, first, ctx) => this.serveSocks5(socket, first, ctx));
+    this.handlers.set(0x04, serveSocks4);
+    this.handlers.set(-1, serveHttp);
   }
 
   get options(): Readonly<ProxyOptions> {

@@ -1,0 +1,384 @@
+/**
+ * The HTTP proxy front end (RFC 9110, RFC 9112) on the shared port: CONNECT tunnels and absolute-URI
+ * requests forwarded over keep-alive client connections.
+ *
+ * Each connection is handed to a private node:http Server (never listening) after the sniffed first
+ * chunk is put back, so llhttp does the framing: keep-alive, pipelining, chunked bodies, 100-continue,
+ * a bounded header size (431). Every request or tunnel is one session in the registry, routed by the
+ * same rules and upstreams as SOCKS5: router.decide, then decision.dialer.dial. Forwarded requests are
+ * written to the dialed socket by node:http's client (createConnection), and bodies are piped both ways,
+ * so nothing is buffered whole.
+ */
+import * as http from 'node:http';
+import type { Socket } from 'node:net';
+import { Endpoint, endpoint, formatEndpoint, normalizeIp } from '../address';
+import { checkCredentials } from '../auth';
+import type { ConnectionContext } from '../context';
+import type { Dialer } from '../dialer';
+import { describeError, Reply, replyForError } from '../errors';
+import type { Session } from '../registry';
+import { relay } from '../relay';
+import type { ProtocolHandler, ProxyServer } from '../server';
+import { closeWith } from '../socket-util';
+import { encodeSimpleResponse, HttpTarget, parseAbsoluteTarget, parseBasicCredentials, parseConnectTarget, statusForParseError, stripHopByHop, targetScheme } from './parse';
+
+/** Largest request head accepted (request line plus headers); more gets 431. */
+export const MAX_HEADER_BYTES = 32 * 1024;
+export const PROXY_REALM = 'SOCKS Relay';
+const PROXY_AUTHENTICATE = `Basic realm="${PROXY_REALM}"`;
+const VIA = '1.1 socks-relay';
+/** Upper bound on how long an idle keep-alive client connection is kept. */
+const KEEP_ALIVE_MAX_MS = 60_000;
+const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
+
+function clientLabel(socket: Socket): string {
+  return formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 });
+}
+
+function reasonPhrase(status: number): string {
+  return http.STATUS_CODES[status] ?? 'Error';
+}
+
+/** 504 for timeouts, 502 for every other failure to reach the target or an upstream. */
+export function statusForDialError(err: unknown): 502 | 504 {
+  return replyForError(err) === Reply.TTL_EXPIRED ? 504 : 502;
+}
+
+/** Registered for every first byte that is not SOCKS: serves the connection as an HTTP proxy. */
+export const serveHttp: ProtocolHandler = (socket, first, ctx, proxy) => {
+  if (!ctx.options.http) {
+    ctx.logger.warn(`${clientLabel(socket)}: not SOCKS (first byte 0x${first[0].toString(16).padStart(2, '0')}) and the HTTP proxy is disabled; closing`);
+    closeWith(socket);
+    return;
+  }
+  new HttpConnection(socket, ctx, proxy).start(first);
+};
+
+/** `challenge`: no credentials were sent, the normal first step of clients that wait for a 407. */
+type AuthResult = { ok: true; user: string | undefined } | { ok: false; why: string; challenge: boolean };
+
+/** One client connection carrying any number of proxy requests, or a single CONNECT tunnel. */
+class HttpConnection {
+  private readonly server: http.Server;
+  private readonly client: string;
+  private readonly keepAliveMs: number;
+  /** Requests whose response is not finished yet. */
+  private active = 0;
+  /** Absolute deadline for the next request head on an idle keep-alive connection (trickling cannot extend it). */
+  private nextHead: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: ConnectionContext,
+    private readonly proxy: ProxyServer,
+  ) {
+    this.client = clientLabel(socket);
+    const idle = ctx.options.idleTimeoutMs;
+    this.keepAliveMs = idle > 0 ? Math.min(idle, KEEP_ALIVE_MAX_MS) : KEEP_ALIVE_MAX_MS;
+    // requireHostHeader is checked here instead, so that each refusal is logged.
+    const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false, noDelay: true });
+    server.keepAliveTimeout = this.keepAliveMs;
+    // No client-side inactivity timer while a request is in progress: the upstream socket's idle timer
+    // (forward) or relay() (CONNECT) covers a stalled client too, and must be the one that answers 504.
+    server.timeout = 0;
+    server.on('request', (req, res) => this.onRequest(req, res));
+    server.on('checkContinue', (req, res) => this.onRequest(req, res, true));
+    server.on('connect', (req: http.IncomingMessage, sock: Socket, head: Buffer) => this.onConnect(req, sock, head));
+    server.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => this.onClientError(err, sock));
+    this.server = server;
+    socket.once('close', () => clearTimeout(this.nextHead));
+  }
+
+  /** Puts the sniffed bytes back and lets node:http read the connection from its first byte. */
+  start(first: Buffer): void {
+    this.socket.pause();
+    this.socket.unshift(first);
+    this.server.emit('connection', this.socket);
+    // resume() drains the unshifted chunk on the next tick, before any further read from the kernel.
+    this.socket.resume();
+  }
+
+  private headStarted(): void {
+    this.ctx.handshakeDone();
+    clearTimeout(this.nextHead);
+    this.nextHead = undefined;
+  }
+
+  private requestDone(): void {
+    this.active--;
+    if (this.active > 0 || this.socket.destroyed) return;
+    const handshake = this.ctx.options.handshakeTimeoutMs;
+    if (handshake <= 0) return;
+    clearTimeout(this.nextHead);
+    this.nextHead = setTimeout(() => {
+      this.ctx.logger.debug(`${this.client}: no further request within ${this.keepAliveMs + handshake} ms; closing`);
+      this.socket.destroy();
+    }, this.keepAliveMs + handshake);
+    this.nextHead.unref();
+  }
+
+  private authenticate(req: http.IncomingMessage): AuthResult {
+    const { users, allowNoAuth } = this.ctx.options;
+    if (users.length === 0) return { ok: true, user: undefined };
+    const header = req.headers['proxy-authorization'];
+    if (header === undefined) return allowNoAuth ? { ok: true, user: undefined } : { ok: false, why: 'no Proxy-Authorization', challenge: true };
+    const creds = parseBasicCredentials(header);
+    if (!creds) return { ok: false, why: `unsupported Proxy-Authorization scheme "${header.trim().split(/\s+/)[0]}"`, challenge: false };
+    if (!checkCredentials(users, creds.username, creds.password)) return { ok: false, why: `authentication failed for user "${creds.username}"`, challenge: false };
+    return { ok: true, user: creds.username };
+  }
+
+  // ---- malformed requests ----
+
+  private onClientError(err: NodeJS.ErrnoException, sock: Socket): void {
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !sock.writable) {
+      sock.destroy();
+      return;
+    }
+    const status = statusForParseError(err.code);
+    const session = this.proxy.openSession('http', sock);
+    const why = `${err.code ?? 'error'}: ${err.message}`;
+    this.ctx.logger.warn(`#${session.id} ${this.client}: malformed HTTP request, answered ${status} ${reasonPhrase(status)} (${why})`);
+    session.close(`${status} ${reasonPhrase(status)}: ${why}`, status);
+    this.ctx.handshakeDone();
+    // A response already on the wire cannot be followed by another one: just close.
+    if (this.active > 0) sock.destroy();
+    else closeWith(sock, encodeSimpleResponse(status, reasonPhrase(status), `${status} ${reasonPhrase(status)}\n`));
+  }
+
+  // ---- absolute-URI requests ----
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse, expectContinue = false): void {
+    this.headStarted();
+    this.active++;
+    res.once('close', () => this.requestDone());
+    const session = this.proxy.openSession('http', this.socket);
+    const tag = `#${session.id} ${this.client}`;
+    const target = req.url ?? '';
+    session.update({ command: 'http' });
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+
+    const refuse = (status: number, why: string, level: 'info' | 'warn' = 'info', headers: Record<string, string> = {}): void => {
+      this.ctx.logger[level](`${tag}: ${req.method ?? '?'} ${session.destination ?? target} refused with ${status} ${reasonPhrase(status)}: ${why}`);
+      session.close(`${status} ${reasonPhrase(status)}: ${why}`, status);
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const body = `${status} ${reasonPhrase(status)}: ${why}\n`;
+      const out: Record<string, string | number> = { ...headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
+      // An unread request body (or one the client holds back waiting for 100 Continue) makes the connection unusable.
+      if (hasBody) out.Connection = 'close';
+      res.writeHead(status, out);
+      res.end(body);
+    };
+
+    const auth = this.authenticate(req);
+    if (!auth.ok) {
+      refuse(407, auth.why, auth.challenge ? 'info' : 'warn', { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
+      return;
+    }
+    if (auth.user !== undefined) session.update({ user: auth.user });
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      refuse(400, 'HTTP/1.1 request without Host', 'warn');
+      return;
+    }
+    const parsed = parseAbsoluteTarget(target);
+    if (!parsed) {
+      const scheme = targetScheme(target);
+      const why =
+        scheme === undefined
+          ? `request target "${target.slice(0, 200)}" is not an absolute http:// URI (this is a proxy; origin-form requests are not served)`
+          : scheme === 'https'
+            ? 'https:// request targets need CONNECT'
+            : `unsupported request target "${target.slice(0, 200)}"`;
+      refuse(400, why, 'warn');
+      return;
+    }
+    const dest = endpoint(parsed.host, parsed.port);
+    session.update({ destination: formatEndpoint(dest), state: 'connecting' });
+    if (this.ctx.overLimit) {
+      refuse(503, `session limit (${this.ctx.options.maxSessions}) reached`, 'warn', { Connection: 'close' });
+      return;
+    }
+    const decision = this.ctx.router.decide(dest, { command: 'http', user: session.user });
+    session.update({ route: decision.route });
+    if (decision.action === 'block') {
+      refuse(403, `blocked by ${decision.route}`);
+      return;
+    }
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    decision.dialer.dial(dest, { signal: abort.signal }).then(
+      (upstream) => {
+        if (res.destroyed || this.socket.destroyed) {
+          upstream.destroy();
+          session.close('client went away while connecting');
+          return;
+        }
+        this.forward(req, res, parsed, upstream, session, tag, expectContinue, refuse);
+      },
+      (err: unknown) => {
+        if (res.destroyed || this.socket.destroyed) {
+          session.close(`client went away: ${describeError(err)}`);
+          return;
+        }
+        refuse(statusForDialError(err), `${describeError(err)} (via ${decision.route})`, 'warn');
+      },
+    );
+  }
+
+  private forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    target: HttpTarget,
+    upstream: Socket,
+    session: Session,
+    tag: string,
+    expectContinue: boolean,
+    refuse: (status: number, why: string, level?: 'info' | 'warn') => void,
+  ): void {
+    session.track(upstream);
+    session.update({ state: 'open' });
+    const headers = ['Host', target.authority, ...stripHopByHop(req.rawHeaders, ['host', 'via'])];
+    const via = req.headers.via;
+    headers.push('Via', via ? `${via}, ${VIA}` : VIA);
+    // The body is re-framed by node:http: chunked stays chunked, Content-Length is passed on as is.
+    if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
+    let finished = false;
+    const done = (outcome: string): void => {
+      if (finished) return;
+      finished = true;
+      session.close(outcome);
+    };
+    session.closer = (reason) => {
+      done(reason);
+      upstream.destroy();
+      res.destroy();
+    };
+    const preq = http.request({ method: req.method, path: target.path, headers, setHost: false, createConnection: () => upstream });
+    const idle = this.ctx.options.idleTimeoutMs;
+    if (idle > 0) upstream.setTimeout(idle, () => preq.destroy(Object.assign(new Error(`no response for ${idle} ms`), { code: 'ETIMEDOUT' })));
+    if (expectContinue) preq.on('continue', () => res.writeContinue());
+    preq.on('error', (err) => {
+      if (finished) return;
+      if (!res.headersSent) {
+        const status = (err as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? 504 : 502;
+        refuse(status, `${describeError(err)} (via ${session.route})`, 'warn');
+        finished = true;
+      } else {
+        this.ctx.logger.warn(`${tag}: ${req.method ?? '?'} ${session.destination}: target failed mid-response: ${describeError(err)}`);
+        done(`target failed: ${describeError(err)}`);
+        res.destroy();
+      }
+      upstream.destroy();
+    });
+    preq.on('response', (pres) => {
+      const status = pres.statusCode ?? 502;
+      res.writeHead(status, pres.statusMessage, stripHopByHop(pres.rawHeaders));
+      pres.pipe(res);
+      pres.on('error', () => undefined); // reported through 'close' below
+      pres.once('close', () => {
+        if (!pres.complete && !finished) {
+          this.ctx.logger.warn(`${tag}: ${req.method ?? '?'} ${session.destination}: response truncated by the target`);
+          done('response truncated by the target');
+          res.destroy();
+        }
+      });
+      res.once('finish', () => {
+        this.ctx.logger.debug(`${tag}: ${req.method ?? '?'} ${session.destination}${target.path.length > 80 ? target.path.slice(0, 80) + '…' : target.path} → ${status} via ${session.route}`);
+        done('ok');
+      });
+    });
+    res.once('close', () => {
+      if (!res.writableFinished && !finished) {
+        done('client went away');
+        preq.destroy();
+        upstream.destroy();
+      }
+    });
+    req.on('error', (err) => preq.destroy(err));
+    req.pipe(preq);
+  }
+
+  // ---- CONNECT tunnels ----
+
+  private onConnect(req: http.IncomingMessage, sock: Socket, head: Buffer): void {
+    this.headStarted();
+    this.active++;
+    const session = this.proxy.openSession('http', sock);
+    const tag = `#${session.id} ${this.client}`;
+    const target = req.url ?? '';
+    session.update({ command: 'connect' });
+    let closed = false;
+    const abort = new AbortController();
+    sock.once('close', () => {
+      abort.abort();
+      if (!closed) session.close('client closed before the tunnel opened');
+    });
+    const refuse = (status: number, why: string, level: 'info' | 'warn' = 'info', headers: [string, string][] = []): void => {
+      closed = true;
+      this.ctx.logger[level](`${tag}: CONNECT ${session.destination ?? target} refused with ${status} ${reasonPhrase(status)}: ${why}`);
+      session.close(`${status} ${reasonPhrase(status)}: ${why}`, status);
+      closeWith(sock, encodeSimpleResponse(status, reasonPhrase(status), `${status} ${reasonPhrase(status)}: ${why}\n`, headers));
+    };
+    const auth = this.authenticate(req);
+    if (!auth.ok) {
+      refuse(407, auth.why, auth.challenge ? 'info' : 'warn', [['Proxy-Authenticate', PROXY_AUTHENTICATE]]);
+      return;
+    }
+    if (auth.user !== undefined) session.update({ user: auth.user });
+    const hp = parseConnectTarget(target);
+    if (!hp) {
+      refuse(400, `CONNECT target "${target.slice(0, 200)}" is not host:port`, 'warn');
+      return;
+    }
+    const dest = endpoint(hp.host, hp.port);
+    session.update({ destination: formatEndpoint(dest), state: 'connecting' });
+    if (this.ctx.overLimit) {
+      refuse(503, `session limit (${this.ctx.options.maxSessions}) reached`, 'warn');
+      return;
+    }
+    const decision = this.ctx.router.decide(dest, { command: 'connect', user: session.user });
+    session.update({ route: decision.route });
+    if (decision.action === 'block') {
+      refuse(403, `blocked by ${decision.route}`);
+      return;
+    }
+    this.tunnel(sock, head, dest, decision.dialer, session, tag, abort.signal).then(
+      () => {
+        closed = true;
+      },
+      (err: unknown) => {
+        if (sock.destroyed) {
+          closed = true;
+          session.close(`client went away: ${describeError(err)}`);
+          return;
+        }
+        refuse(statusForDialError(err), `${describeError(err)} (via ${decision.route})`, 'warn');
+      },
+    );
+  }
+
+  private async tunnel(sock: Socket, head: Buffer, dest: Endpoint, dialer: Dialer, session: Session, tag: string, signal: AbortSignal): Promise<void> {
+    const upstream = await dialer.dial(dest, { signal });
+    if (sock.destroyed) {
+      upstream.destroy();
+      session.close('client went away while connecting');
+      return;
+    }
+    sock.write(ESTABLISHED);
+    // Bytes the client sent right behind the CONNECT head go first.
+    if (head.length > 0) sock.unshift(head);
+    this.ctx.logger.debug(`${tag}: CONNECT ${session.destination} via ${session.route}`);
+    session.track(upstream);
+    session.update({ state: 'open' });
+    session.closer = relay(sock, upstream, {
+      idleTimeoutMs: this.ctx.options.idleTimeoutMs,
+      onClose: (error) => {
+        if (error) this.ctx.logger.debug(`${tag}: ${session.destination} ended: ${error}`);
+        session.close(error ?? 'ok');
+      },
+    });
+  }
+}
