@@ -140,6 +140,14 @@ describe('HTTP proxy: malformed input', () => {
     assert.match(parts[1], /content-length: 3\r\n/i);
   });
 
+  test('a client that half-closes right after its request (printf | nc) still gets the whole answer', async () => {
+    const c = await rawConnect(proxy.port);
+    c.socket.end(`GET http://127.0.0.1:${origin.port}/big?n=100000 HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const r = await c.closed();
+    assert.equal(statusOf(r.toString('latin1')), 200);
+    assert.ok(r.length > 100_000);
+  });
+
   test('bytes sent right behind a CONNECT head reach the target first', async () => {
     const r = await exchange(proxy.port, `CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\nglued bytes`, 'glued bytes');
     assert.equal(r, 'HTTP/1.1 200 Connection established\r\n\r\nglued bytes');

@@ -215,6 +215,8 @@ describe('HTTP proxy with real clients', () => {
     assert.equal(tunnel.stdout, 'hello', tunnel.stderr);
     const tunnelAny = await curl(['-p', ...x, '--proxy-anyauth', '--proxy-user', 'alice:wonder land', url]);
     assert.equal(tunnelAny.stdout, 'hello', tunnelAny.stderr);
+    // Tunnels are recorded when both sides have closed, which may be just after curl exits.
+    await waitFor(() => authProxy.server.registry.recentlyClosed().filter((s) => s.outcome === 'ok').length >= 4, 'four successful sessions');
     const users = authProxy.server.registry
       .recentlyClosed()
       .filter((s) => s.outcome === 'ok')

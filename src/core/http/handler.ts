@@ -78,6 +78,9 @@ class HttpConnection {
     // requireHostHeader is checked here instead, so that each refusal is logged.
     const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false, noDelay: true });
     server.keepAliveTimeout = this.keepAliveMs;
+    // A client that half-closes right after its request (printf ... | nc) still gets the answer; the
+    // connection ends after the last response. Without this node:http would end the socket at once.
+    (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     // No client-side inactivity timer while a request is in progress: the upstream socket's idle timer
     // (forward) or relay() (CONNECT) covers a stalled client too, and must be the one that answers 504.
     server.timeout = 0;
