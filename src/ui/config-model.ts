@@ -1,0 +1,112 @@
+/** The configuration tree (listener, upstreams, rules) as plain data. Pure. */
+import { redactUrl } from '../core/upstream/url';
+import type { ExtensionSettings, UpstreamSetting } from './settings';
+import type { ProxyState } from './status';
+import type { ViewNode } from './sessions-model';
+
+export interface ConfigModelInput {
+  settings: ExtensionSettings;
+  state: ProxyState;
+  /** Where it actually listens when running (port 0 resolves to a real port). */
+  listening?: string;
+  error?: string;
+}
+
+export function upstreamUrlText(u: UpstreamSetting): string {
+  const urls = Array.isArray(u.url) ? u.url : [u.url];
+  return urls.map(redactUrl).join(' → ');
+}
+
+const authText = { none: 'none', generated: 'per-run password', password: 'password' } as const;
+
+export function describeRoute(settings: ExtensionSettings): string {
+  return settings.activeUpstream === '' ? 'direct' : settings.activeUpstream;
+}
+
+export function configTree(input: ConfigModelInput): ViewNode[] {
+  const { settings: s, state } = input;
+  const running = state === 'running';
+  const address = input.listening ?? `${s.host}:${s.port}`;
+  const protocols = ['SOCKS5', s.socks4 ? 'SOCKS4/4a' : undefined, s.http ? 'HTTP' : undefined].filter(Boolean).join(', ');
+  const stateText = state === 'error' ? `error: ${input.error ?? 'unknown'}` : state;
+
+  const listener: ViewNode = {
+    id: 'listener',
+    label: 'Listener',
+    description: `${address} · ${state === 'error' ? 'error' : state}`,
+    tooltip: `SOCKS Relay listens on ${address} (${protocols}); ${stateText}`,
+    icon: running ? 'radio-tower' : state === 'error' ? 'error' : 'circle-slash',
+    iconColor: running ? 'charts.green' : state === 'error' ? 'errorForeground' : undefined,
+    contextValue: running ? 'listener.running' : 'listener.stopped',
+    expanded: true,
+    children: [
+      { id: 'listener.address', label: 'Address', description: address, icon: 'plug', contextValue: 'listener.field' },
+      {
+        id: 'listener.auth',
+        label: 'Authentication',
+        description: s.auth === 'password' ? `password (user ${s.username})` : authText[s.auth],
+        icon: s.auth === 'none' ? 'unlock' : 'lock',
+        contextValue: 'listener.field',
+      },
+      { id: 'listener.protocols', label: 'Protocols', description: protocols, icon: 'symbol-interface', contextValue: 'listener.field' },
+      { id: 'listener.state', label: 'State', description: stateText, icon: running ? 'pass' : state === 'error' ? 'error' : 'debug-pause', contextValue: 'listener.field' },
+    ],
+  };
+
+  const active = s.activeUpstream;
+  const direct: ViewNode = {
+    id: 'upstream:',
+    label: 'Direct',
+    description: 'no upstream',
+    tooltip: 'Connect to destinations directly from this machine',
+    icon: active === '' ? 'check' : 'arrow-right',
+    iconColor: active === '' ? 'charts.green' : undefined,
+    contextValue: active === '' ? 'upstream.direct.active' : 'upstream.direct',
+  };
+  const upstreamNodes: ViewNode[] = s.upstreams.map((u) => {
+    const isActive = u.name === active;
+    return {
+      id: `upstream:${u.name}`,
+      label: u.name,
+      description: upstreamUrlText(u) + (isActive ? ' · active' : ''),
+      tooltip: `${u.name}: ${upstreamUrlText(u)}${isActive ? '\n(default route)' : ''}`,
+      icon: isActive ? 'check' : Array.isArray(u.url) && u.url.length > 1 ? 'link' : 'server',
+      iconColor: isActive ? 'charts.green' : undefined,
+      contextValue: isActive ? 'upstream.active' : 'upstream',
+    };
+  });
+  const missing = active !== '' && !s.upstreams.some((u) => u.name === active);
+  const upstreams: ViewNode = {
+    id: 'upstreams',
+    label: 'Upstreams',
+    description: missing ? `active "${active}" is not defined` : `default route: ${describeRoute(s)}`,
+    icon: 'server-environment',
+    iconColor: missing ? 'errorForeground' : undefined,
+    contextValue: 'upstreams',
+    expanded: true,
+    children: [direct, ...upstreamNodes],
+  };
+
+  const ruleNodes: ViewNode[] = s.rules.map((r, i) => {
+    const pos = [i === 0 ? 'first' : '', i === s.rules.length - 1 ? 'last' : ''].filter(Boolean).join(',');
+    return {
+      id: `rule:${i}:${r.match}`,
+      label: r.match,
+      description: `→ ${r.action}`,
+      tooltip: `Rule ${i + 1}: connections matching "${r.match}" go ${r.action === 'block' ? 'nowhere (blocked)' : r.action === 'direct' ? 'direct' : `through ${r.action}`}`,
+      icon: r.action === 'block' ? 'circle-slash' : r.action === 'direct' ? 'arrow-right' : 'server',
+      contextValue: `rule[${pos}]`,
+    };
+  });
+  const rules: ViewNode = {
+    id: 'rules',
+    label: 'Rules',
+    description: s.rules.length === 0 ? 'none' : `${s.rules.length}, first match wins`,
+    tooltip: s.rules.length === 0 ? 'No rules: every connection takes the default route' : 'Rules are tried in order; the first match wins',
+    icon: 'list-ordered',
+    contextValue: 'rules',
+    expanded: true,
+    children: ruleNodes,
+  };
+  return [listener, upstreams, rules];
+}

@@ -1,0 +1,124 @@
+/** The Sessions view as plain data: live and recently closed sessions, filtered and optionally grouped by host. Pure. */
+import { formatBytes, formatDuration } from '../core/format';
+import type { SessionInfo } from '../core/registry';
+import { replyName } from '../core/errors';
+import type { SessionGrouping } from './settings';
+
+export interface ViewNode {
+  id: string;
+  label: string;
+  description?: string;
+  tooltip?: string;
+  /** A codicon id, e.g. 'arrow-swap'. */
+  icon: string;
+  /** A theme colour id for the icon, e.g. 'charts.green'. */
+  iconColor?: string;
+  contextValue: string;
+  children?: ViewNode[];
+  /** Set on session nodes. */
+  sessionId?: number;
+  destination?: string;
+  /** Expanded by default (groups). */
+  expanded?: boolean;
+}
+
+const commandLabel: Record<string, string> = { connect: 'CONNECT', bind: 'BIND', 'udp-associate': 'UDP', http: 'HTTP' };
+
+/** The host part of `host:port` or `[v6]:port`. */
+export function hostOf(destination: string | undefined): string {
+  if (!destination) return '(handshake)';
+  if (destination.startsWith('[')) return destination.slice(1, destination.indexOf(']'));
+  const i = destination.lastIndexOf(':');
+  return i > 0 ? destination.slice(0, i) : destination;
+}
+
+function traffic(s: SessionInfo): string {
+  const base = `↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)}`;
+  return s.command === 'udp-associate' ? `${base} (${s.datagramsUp}/${s.datagramsDown} datagrams)` : base;
+}
+
+function outcomeText(s: SessionInfo): string {
+  if (s.outcome === 'ok') return 'completed';
+  return s.outcome ?? (s.reply !== undefined ? replyName(s.reply) : 'closed');
+}
+
+export function sessionNode(s: SessionInfo, now: number): ViewNode {
+  const live = s.state !== 'closed';
+  const cmd = s.command === 'http' ? '' : s.command ? (commandLabel[s.command] ?? s.command) : '';
+  const proto = `${s.protocol.toUpperCase()} ${cmd}`.trim();
+  const age = formatDuration((live ? now : (s.closedAt ?? now)) - s.startedAt);
+  const failed = !live && s.outcome !== 'ok';
+  // Counters and age first: they change while you watch, and stay visible in a narrow sidebar.
+  const description = [traffic(s), live ? age : failed ? outcomeText(s) : `closed after ${age}`, proto, s.route]
+    .filter(Boolean)
+    .join(' · ');
+  const tooltip = [
+    `${s.destination ?? '(no request yet)'}`,
+    `Client: ${s.client}${s.user ? ` (user ${s.user})` : ''}`,
+    `Protocol: ${proto}`,
+    `Route: ${s.route ?? '-'}`,
+    `State: ${s.state}${live ? '' : ` — ${outcomeText(s)}`}`,
+    `Traffic: ${traffic(s)}`,
+    `Started: ${new Date(s.startedAt).toLocaleTimeString()} (${age}${live ? ' ago' : ''})`,
+  ].join('\n');
+  return {
+    id: `session-${s.id}`,
+    label: s.destination ?? `#${s.id} ${s.client}`,
+    description,
+    tooltip,
+    icon: live ? (s.state === 'open' ? 'arrow-swap' : 'loading~spin') : failed ? 'error' : 'pass',
+    iconColor: live ? 'charts.green' : failed ? 'errorForeground' : undefined,
+    contextValue: live ? 'session.live' : 'session.closed',
+    sessionId: s.id,
+    destination: s.destination,
+  };
+}
+
+function matches(s: SessionInfo, filter: string): boolean {
+  if (!filter) return true;
+  const f = filter.toLowerCase();
+  return [s.destination, s.client, s.route, s.protocol, s.command, s.user].some((v) => v?.toLowerCase().includes(f));
+}
+
+export function sessionTree(live: readonly SessionInfo[], closed: readonly SessionInfo[], options: { filter: string; grouping: SessionGrouping; now: number }): ViewNode[] {
+  const l = live.filter((s) => matches(s, options.filter)).sort((a, b) => b.startedAt - a.startedAt);
+  const c = closed.filter((s) => matches(s, options.filter)).sort((a, b) => (b.closedAt ?? 0) - (a.closedAt ?? 0));
+  if (options.grouping === 'host') {
+    const groups = new Map<string, { live: SessionInfo[]; closed: SessionInfo[] }>();
+    for (const [list, key] of [
+      [l, 'live'],
+      [c, 'closed'],
+    ] as const) {
+      for (const s of list) {
+        const h = hostOf(s.destination);
+        let g = groups.get(h);
+        if (!g) groups.set(h, (g = { live: [], closed: [] }));
+        g[key].push(s);
+      }
+    }
+    return [...groups.entries()]
+      .sort((a, b) => b[1].live.length - a[1].live.length || a[0].localeCompare(b[0]))
+      .map(([host, g]) => ({
+        id: `host-${host}`,
+        label: host,
+        description: `${g.live.length} active${g.closed.length ? `, ${g.closed.length} closed` : ''}`,
+        icon: 'globe',
+        contextValue: 'sessionGroup',
+        expanded: g.live.length > 0,
+        children: [...g.live, ...g.closed].map((s) => sessionNode(s, options.now)),
+      }));
+  }
+  const nodes = l.map((s) => sessionNode(s, options.now));
+  if (c.length > 0) {
+    nodes.push({
+      id: 'closed',
+      label: 'Recently closed',
+      description: String(c.length),
+      icon: 'history',
+      contextValue: 'closedGroup',
+      expanded: l.length === 0,
+      children: c.map((s) => sessionNode(s, options.now)),
+    });
+  }
+  return nodes;
+}

@@ -1,0 +1,51 @@
+/** Status bar text and tooltip content. Pure. */
+import { formatBytes } from '../core/format';
+import type { Totals } from '../core/registry';
+
+export type ProxyState = 'stopped' | 'starting' | 'running' | 'error';
+
+export interface StatusModel {
+  state: ProxyState;
+  totals?: Totals;
+  listener?: string;
+  upstream: string;
+  error?: string;
+}
+
+export interface StatusView {
+  text: string;
+  tooltip: string;
+  /** 'error' and 'warning' map to the theme's status bar background colours. */
+  background?: 'error' | 'warning';
+}
+
+export function statusView(m: StatusModel): StatusView {
+  switch (m.state) {
+    case 'running': {
+      const t = m.totals ?? { active: 0, opened: 0, bytesUp: 0, bytesDown: 0, datagramsUp: 0, datagramsDown: 0 };
+      return {
+        text: `$(radio-tower) ${t.active} · ↑${formatBytes(t.bytesUp)} ↓${formatBytes(t.bytesDown)}`,
+        tooltip: [
+          `**SOCKS Relay** is running`,
+          ``,
+          `| | |`,
+          `|---|---|`,
+          `| Listener | \`${m.listener ?? '?'}\` |`,
+          `| Upstream | ${m.upstream} |`,
+          `| Active sessions | ${t.active} |`,
+          `| Sessions since start | ${t.opened} |`,
+          `| Sent ↑ | ${formatBytes(t.bytesUp)} |`,
+          `| Received ↓ | ${formatBytes(t.bytesDown)} |`,
+          ``,
+          `Click for actions`,
+        ].join('\n'),
+      };
+    }
+    case 'starting':
+      return { text: '$(loading~spin) SOCKS Relay', tooltip: 'SOCKS Relay is starting…' };
+    case 'error':
+      return { text: '$(error) SOCKS Relay', tooltip: `**SOCKS Relay** failed: ${m.error ?? 'unknown error'}\n\nClick for actions`, background: 'error' };
+    case 'stopped':
+      return { text: '$(circle-slash) SOCKS Relay: off', tooltip: `**SOCKS Relay** is stopped\n\nUpstream: ${m.upstream}\n\nClick for actions` };
+  }
+}

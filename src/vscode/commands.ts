@@ -1,0 +1,382 @@
+import * as vscode from 'vscode';
+import { describeError, ProxyError } from '../core/errors';
+import { parseMatch } from '../core/rules';
+import { parseUpstreamUrl, redactUrl } from '../core/upstream/url';
+import { proxyUrl } from '../ui/env';
+import type { ViewNode } from '../ui/sessions-model';
+import type { RuleSetting, UpstreamSetting } from '../ui/settings';
+import { ProxyController, SECTION } from './controller';
+import { ask } from './input';
+import { checkUpstream } from './routing';
+import type { SessionsView } from './views';
+import { proxiedTerminalEnv } from './terminal-env';
+
+type Command = (...args: unknown[]) => unknown;
+
+/** Writes a setting where it is defined now (workspace if the workspace overrides it, else user settings). */
+async function writeSetting(key: string, value: unknown): Promise<void> {
+  const cfg = vscode.workspace.getConfiguration(SECTION);
+  const where = cfg.inspect(key);
+  const target = where?.workspaceFolderValue !== undefined ? vscode.ConfigurationTarget.WorkspaceFolder : where?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  await cfg.update(key, value, target);
+}
+
+/** The node a tree action was invoked on, or a name passed by another command. */
+function nameFrom(arg: unknown, prefix: string): string | undefined {
+  if (typeof arg === 'string') return arg;
+  const node = arg as ViewNode | undefined;
+  return node?.id?.startsWith(prefix) ? node.id.slice(prefix.length) : undefined;
+}
+
+function ruleIndex(arg: unknown): number | undefined {
+  if (typeof arg === 'number') return arg;
+  const id = (arg as ViewNode | undefined)?.id;
+  const m = id ? /^rule:(\d+):/.exec(id) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+function urlsOf(u: UpstreamSetting): string[] {
+  return Array.isArray(u.url) ? u.url : [u.url];
+}
+
+/** Splits "url1, url2" or "url1 -> url2" into hops. */
+function splitChain(text: string): string[] {
+  return text
+    .split(/\s*(?:,|->|→|\s)\s*/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function validateChain(text: string): string | undefined {
+  const hops = splitChain(text);
+  if (hops.length === 0) return 'Enter an upstream URL, e.g. socks5h://proxy.example:1080 (several, separated by commas, make a chain)';
+  for (const h of hops) {
+    try {
+      const spec = parseUpstreamUrl(h);
+      if (spec.kind === 'direct' && hops.length > 1) return '"direct" cannot be part of a chain';
+    } catch (err) {
+      return err instanceof ProxyError ? err.message : describeError(err);
+    }
+  }
+  return undefined;
+}
+
+/** Removes the password from each hop URL; returns the bare URLs and the passwords by hop. */
+function splitSecrets(hops: string[]): { urls: string[]; passwords: (string | undefined)[] } {
+  const urls: string[] = [];
+  const passwords: (string | undefined)[] = [];
+  for (const h of hops) {
+    const spec = parseUpstreamUrl(h);
+    if (spec.kind !== 'direct' && spec.password !== undefined) {
+      const u = new URL(h.trim());
+      u.password = '';
+      urls.push(u.toString().replace(/\/$/, ''));
+      passwords.push(spec.password);
+    } else {
+      urls.push(h.trim());
+      passwords.push(undefined);
+    }
+  }
+  return { urls, passwords };
+}
+
+export function registerCommands(context: vscode.ExtensionContext, controller: ProxyController, sessions: SessionsView, log: vscode.LogOutputChannel): void {
+  const s = (): typeof controller.settings => controller.settings;
+
+  async function upstreamFlow(existing?: UpstreamSetting): Promise<void> {
+    const title = existing ? `Edit Upstream "${existing.name}"` : 'Add Upstream';
+    const others = s().upstreams.filter((u) => u.name !== existing?.name);
+    const name = await ask({
+      title,
+      step: 1,
+      totalSteps: 3,
+      prompt: 'A short name for this upstream (used by rules)',
+      value: existing?.name ?? '',
+      placeholder: 'corp-proxy',
+      validate: (v) =>
+        v.trim() === ''
+          ? 'Enter a name'
+          : ['direct', 'block'].includes(v.trim())
+            ? `"${v.trim()}" is reserved for rules`
+            : others.some((u) => u.name === v.trim())
+              ? `An upstream named "${v.trim()}" exists already`
+              : undefined,
+    });
+    if (name === undefined) return;
+    const chain = await ask({
+      title,
+      step: 2,
+      totalSteps: 3,
+      prompt: 'Upstream URL: socks5://, socks5h://, socks4://, socks4a://, http:// or https://. Several separated by commas make a chain.',
+      value: existing ? urlsOf(existing).join(', ') : '',
+      placeholder: 'socks5h://user@proxy.example:1080',
+      validate: validateChain,
+    });
+    if (chain === undefined) return;
+    const { urls, passwords } = splitSecrets(splitChain(chain));
+    // Ask for a password for each hop that names a user but did not carry one.
+    for (let i = 0; i < urls.length; i++) {
+      const spec = parseUpstreamUrl(urls[i]);
+      if (spec.kind === 'direct' || spec.kind === 'socks4' || !spec.username || passwords[i] !== undefined) continue;
+      const stored = existing ? await controller.secrets.upstreamPassword(existing.name, i) : undefined;
+      const pw = await ask({
+        title,
+        step: 3,
+        totalSteps: 3,
+        prompt: `Password for ${spec.username} at ${spec.host}:${spec.port} (kept in VS Code's secret storage${stored ? '; leave empty to keep the stored one' : ''})`,
+        password: true,
+      });
+      if (pw === undefined) return;
+      passwords[i] = pw === '' ? stored : pw;
+    }
+    const trimmed = name.trim();
+    if (existing && existing.name !== trimmed) await controller.secrets.deleteUpstream(existing.name, urlsOf(existing).length);
+    for (let i = 0; i < urls.length; i++) await controller.secrets.setUpstreamPassword(trimmed, i, passwords[i]);
+    const entry: UpstreamSetting = { name: trimmed, url: urls.length === 1 ? urls[0] : urls };
+    const list = s().upstreams.map((u) => (u.name === existing?.name ? entry : u));
+    if (!existing) list.push(entry);
+    await writeSetting('upstreams', list);
+    if (existing && s().activeUpstream === existing.name && existing.name !== trimmed) await writeSetting('activeUpstream', trimmed);
+    // Rules that named the old upstream follow the rename.
+    if (existing && existing.name !== trimmed) await writeSetting('rules', s().rules.map((r) => (r.action === existing.name ? { ...r, action: trimmed } : r)));
+    await controller.reloadRouting();
+    log.info(`upstream "${trimmed}" ${existing ? 'updated' : 'added'}: ${urls.map(redactUrl).join(' → ')}`);
+    if (!existing) {
+      const pick = await vscode.window.showInformationMessage(`Upstream "${trimmed}" added.`, 'Use It Now', 'Test It');
+      if (pick === 'Use It Now') await writeSetting('activeUpstream', trimmed);
+      else if (pick === 'Test It') await testUpstream(trimmed);
+    }
+  }
+
+  async function testUpstream(name: string | undefined): Promise<void> {
+    const upstream = name === '' ? undefined : s().upstreams.find((u) => u.name === name);
+    if (name !== '' && !upstream) return;
+    const target = vscode.workspace.getConfiguration(SECTION).get<string>('upstreamTestTarget') ?? 'example.com:443';
+    const label = upstream ? `"${upstream.name}"` : 'the direct route';
+    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `SOCKS Relay: testing ${label} → ${target}…` }, () =>
+      checkUpstream(upstream, controller.secrets, target),
+    );
+    if (result.ok) {
+      log.info(`test ${label} → ${target}: connected in ${result.latencyMs} ms`);
+      void vscode.window.showInformationMessage(`SOCKS Relay: ${label} reached ${target} in ${result.latencyMs} ms.`);
+      return;
+    }
+    log.warn(`test ${label} → ${target}: ${result.error}`);
+    const actions = upstream ? (result.authFailed ? ['Edit Credentials'] : ['Edit Upstream']) : [];
+    const pick = await vscode.window.showErrorMessage(`SOCKS Relay: ${label} could not reach ${target}: ${result.error}`, ...actions, 'Change Test Target');
+    if ((pick === 'Edit Credentials' || pick === 'Edit Upstream') && upstream) await upstreamFlow(upstream);
+    else if (pick === 'Change Test Target') void vscode.commands.executeCommand('workbench.action.openSettings', `${SECTION}.upstreamTestTarget`);
+  }
+
+  async function ruleFlow(index?: number): Promise<void> {
+    const existing = index !== undefined ? s().rules[index] : undefined;
+    const title = existing ? `Edit Rule ${index! + 1}` : 'Add Rule';
+    const match = await ask({
+      title,
+      step: 1,
+      totalSteps: 2,
+      prompt: 'Match: a domain (example.com), wildcard (*.corp.example), CIDR (10.0.0.0/8, fd00::/8), port (port:22, port:8000-8999); several separated by spaces must all match',
+      value: existing?.match ?? '',
+      placeholder: '*.corp.example',
+      validate: (v) => {
+        try {
+          parseMatch(v);
+          return undefined;
+        } catch (err) {
+          return describeError(err);
+        }
+      },
+    });
+    if (match === undefined) return;
+    const items: (vscode.QuickPickItem & { action: string })[] = [
+      { label: '$(arrow-right) Direct', description: 'connect from this machine', action: 'direct' },
+      { label: '$(circle-slash) Block', description: 'refuse (SOCKS reply X\'02\', HTTP 403)', action: 'block' },
+      ...s().upstreams.map((u) => ({ label: `$(server) ${u.name}`, description: urlsOf(u).map(redactUrl).join(' → '), action: u.name })),
+    ];
+    const qp = await vscode.window.showQuickPick(
+      items.map((i) => ({ ...i, picked: i.action === existing?.action })),
+      { title: `${title} (2/2)`, placeHolder: `Where should connections matching "${match.trim()}" go?`, ignoreFocusOut: true },
+    );
+    if (!qp) return;
+    const rule: RuleSetting = { match: match.trim(), action: qp.action };
+    const rules = [...s().rules];
+    if (index !== undefined && existing) rules[index] = rule;
+    else rules.push(rule);
+    await writeSetting('rules', rules);
+    await controller.reloadRouting();
+  }
+
+  async function moveRule(arg: unknown, delta: number): Promise<void> {
+    const i = ruleIndex(arg);
+    const rules = [...s().rules];
+    if (i === undefined || i + delta < 0 || i + delta >= rules.length) return;
+    [rules[i], rules[i + delta]] = [rules[i + delta], rules[i]];
+    await writeSetting('rules', rules);
+  }
+
+  async function editListener(): Promise<void> {
+    const cur = s();
+    const pick = await vscode.window.showQuickPick(
+      [
+        { label: '$(plug) Address', description: cur.host, key: 'host' },
+        { label: '$(symbol-number) Port', description: String(cur.port), key: 'port' },
+        { label: '$(lock) Authentication', description: cur.auth, key: 'auth' },
+      ],
+      { title: 'Edit Listener', placeHolder: 'What do you want to change?' },
+    );
+    if (!pick) return;
+    if (pick.key === 'host') {
+      const v = await ask({
+        title: 'Listener Address',
+        prompt: 'Address to listen on. 127.0.0.1 or ::1 keep the proxy to this machine; 0.0.0.0 or :: expose it to the network.',
+        value: cur.host,
+        validate: (x) => (x.trim() === '' ? 'Enter an address' : undefined),
+      });
+      if (v !== undefined) await writeSetting('listen.host', v.trim());
+    } else if (pick.key === 'port') {
+      const v = await ask({
+        title: 'Listener Port',
+        prompt: 'Port to listen on (0 picks a free one at each start)',
+        value: String(cur.port),
+        validate: (x) => (/^\d+$/.test(x.trim()) && Number(x) <= 65535 ? undefined : 'Enter a whole number from 0 to 65535'),
+      });
+      if (v !== undefined) await writeSetting('listen.port', Number(v.trim()));
+    } else {
+      const mode = await vscode.window.showQuickPick(
+        [
+          { label: 'none', description: 'no authentication (anyone who can reach the port can use it)' },
+          { label: 'generated', description: 'a fresh password each run, given to VS Code terminals' },
+          { label: 'password', description: 'your own username and password (stored in secret storage), plus the per-run one for terminals' },
+        ],
+        { title: 'Listener Authentication' },
+      );
+      if (!mode) return;
+      if (mode.label === 'password') {
+        const user = await ask({ title: 'Listener Username', step: 1, totalSteps: 2, prompt: 'Username clients must send', value: cur.username, validate: (x) => (x.trim() === '' ? 'Enter a username' : undefined) });
+        if (user === undefined) return;
+        const pw = await ask({ title: 'Listener Password', step: 2, totalSteps: 2, prompt: 'Password (kept in VS Code secret storage)', password: true, validate: (x) => (x === '' ? 'Enter a password' : undefined) });
+        if (pw === undefined) return;
+        await controller.secrets.setListenerPassword(pw);
+        await writeSetting('auth.username', user.trim());
+      }
+      await writeSetting('auth.mode', mode.label);
+    }
+  }
+
+  async function selectUpstream(): Promise<void> {
+    const active = s().activeUpstream;
+    const pick = await vscode.window.showQuickPick(
+      [
+        { label: '$(arrow-right) Direct', description: active === '' ? 'active' : 'no upstream', name: '' },
+        ...s().upstreams.map((u) => ({ label: `$(server) ${u.name}`, description: `${urlsOf(u).map(redactUrl).join(' → ')}${u.name === active ? ' · active' : ''}`, name: u.name })),
+        { label: '$(add) Add Upstream…', description: '', name: '\0add' },
+      ],
+      { title: 'SOCKS Relay: Default Route', placeHolder: 'Connections that match no rule go through…' },
+    );
+    if (!pick) return;
+    if (pick.name === '\0add') return upstreamFlow();
+    await writeSetting('activeUpstream', pick.name);
+  }
+
+  async function showActions(): Promise<void> {
+    const running = controller.running;
+    const items: (vscode.QuickPickItem & { run?: () => unknown })[] = [
+      running
+        ? { label: '$(debug-stop) Stop Proxy', description: controller.listeningText(), run: () => controller.stop() }
+        : { label: '$(play) Start Proxy', description: `${s().host}:${s().port}`, run: () => controller.start() },
+      { label: '$(arrow-swap) Select Upstream…', description: `now: ${controller.upstreamText()}`, run: selectUpstream },
+      { label: '$(list-flat) Show Sessions', run: () => sessions.reveal() },
+      { label: '$(terminal) New Terminal Through Proxy', run: () => vscode.commands.executeCommand('socksRelay.newTerminal') },
+      { label: '$(copy) Copy Proxy URL', run: () => vscode.commands.executeCommand('socksRelay.copyProxyUrl') },
+      { label: '$(output) Show Log', run: () => log.show() },
+      { label: '$(gear) Open Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', SECTION) },
+    ];
+    const pick = await vscode.window.showQuickPick(items, { title: `SOCKS Relay (${controller.state})` });
+    await pick?.run?.();
+  }
+
+  const commands: Record<string, Command> = {
+    'socksRelay.toggle': () => controller.toggle(),
+    'socksRelay.start': () => controller.start(),
+    'socksRelay.stop': () => controller.stop(),
+    'socksRelay.restart': () => controller.restart(),
+    'socksRelay.showActions': showActions,
+    'socksRelay.showLog': () => log.show(),
+    'socksRelay.showSessions': () => sessions.reveal(),
+    'socksRelay.selectUpstream': selectUpstream,
+    'socksRelay.addUpstream': () => upstreamFlow(),
+    'socksRelay.addRule': () => ruleFlow(),
+    'socksRelay.editListener': editListener,
+    'socksRelay.copyProxyUrl': async () => {
+      const l = controller.listener() ?? { host: s().host, port: s().port };
+      const url = proxyUrl('socks5h', l);
+      await vscode.env.clipboard.writeText(url);
+      void vscode.window.showInformationMessage(`Copied ${proxyUrl('socks5h', l, false)}${controller.listener()?.credentials ? ' (with this run\'s credentials)' : ''}`);
+    },
+    'socksRelay.newTerminal': async () => {
+      if (!controller.running && !(await controller.start())) return;
+      const env = proxiedTerminalEnv(controller);
+      const terminal = vscode.window.createTerminal({ name: 'SOCKS Relay', env, iconPath: new vscode.ThemeIcon('radio-tower') });
+      terminal.show();
+    },
+    'socksRelay.clearClosedSessions': () => controller.registry.clearClosed(),
+    'socksRelay.filterSessions': async () => {
+      const v = await vscode.window.showInputBox({ title: 'Filter Sessions', prompt: 'Show sessions whose destination, client, route or protocol contains…', value: sessions.currentFilter });
+      if (v !== undefined) sessions.setFilter(v);
+    },
+    'socksRelay.clearSessionFilter': () => sessions.setFilter(''),
+    'socksRelay.groupSessionsByHost': () => writeSetting('sessions.groupBy', 'host'),
+    'socksRelay.ungroupSessions': () => writeSetting('sessions.groupBy', 'none'),
+    // Tree-only commands (hidden from the palette).
+    'socksRelay.upstream.use': (arg) => writeSetting('activeUpstream', nameFrom(arg, 'upstream:') ?? ''),
+    'socksRelay.upstream.test': (arg) => testUpstream(nameFrom(arg, 'upstream:')),
+    'socksRelay.upstream.edit': async (arg) => {
+      const u = s().upstreams.find((x) => x.name === nameFrom(arg, 'upstream:'));
+      if (u) await upstreamFlow(u);
+    },
+    'socksRelay.upstream.remove': async (arg) => {
+      const name = nameFrom(arg, 'upstream:');
+      const u = s().upstreams.find((x) => x.name === name);
+      if (!u) return;
+      const users = s().rules.filter((r) => r.action === u.name).length;
+      const ok = await vscode.window.showWarningMessage(
+        `Remove upstream "${u.name}"?${users ? ` ${users} rule(s) use it and will be removed too.` : ''}`,
+        { modal: true },
+        'Remove',
+      );
+      if (ok !== 'Remove') return;
+      await controller.secrets.deleteUpstream(u.name, urlsOf(u).length);
+      await writeSetting('upstreams', s().upstreams.filter((x) => x.name !== u.name));
+      if (users) await writeSetting('rules', s().rules.filter((r) => r.action !== u.name));
+      if (s().activeUpstream === u.name) await writeSetting('activeUpstream', '');
+    },
+    'socksRelay.rule.edit': (arg) => ruleFlow(ruleIndex(arg)),
+    'socksRelay.rule.moveUp': (arg) => moveRule(arg, -1),
+    'socksRelay.rule.moveDown': (arg) => moveRule(arg, 1),
+    'socksRelay.rule.remove': async (arg) => {
+      const i = ruleIndex(arg);
+      if (i === undefined) return;
+      await writeSetting('rules', s().rules.filter((_, j) => j !== i));
+    },
+    'socksRelay.session.close': (arg) => {
+      const id = (arg as ViewNode | undefined)?.sessionId;
+      if (id !== undefined) controller.terminate(id);
+    },
+    'socksRelay.session.copyDestination': async (arg) => {
+      const d = (arg as ViewNode | undefined)?.destination;
+      if (d) await vscode.env.clipboard.writeText(d);
+    },
+  };
+  for (const [id, fn] of Object.entries(commands)) {
+    context.subscriptions.push(
+      vscode.commands.registerCommand(id, async (...args: unknown[]) => {
+        try {
+          await fn(...args);
+        } catch (err) {
+          log.error(`${id}: ${describeError(err)}`);
+          void vscode.window.showErrorMessage(`SOCKS Relay: ${describeError(err)}`);
+        }
+      }),
+    );
+  }
+}

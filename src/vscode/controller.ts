@@ -1,0 +1,244 @@
+import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
+import * as vscode from 'vscode';
+import { formatEndpoint } from '../core/address';
+import { describeError } from '../core/errors';
+import { formatBytes } from '../core/format';
+import { SessionRegistry } from '../core/registry';
+import { ProxyServer } from '../core/server';
+import type { UserCredentials } from '../core/auth';
+import type { ListenerInfo } from '../ui/env';
+import { describeRoute } from '../ui/config-model';
+import { ExtensionSettings, listenerChanged, readSettings } from '../ui/settings';
+import type { ProxyState } from '../ui/status';
+import { channelLogger } from './log';
+import { buildRouter } from './routing';
+import { Secrets } from './secrets';
+
+export const SECTION = 'socksRelay';
+
+export function currentSettings(): ExtensionSettings {
+  const cfg = vscode.workspace.getConfiguration(SECTION);
+  return readSettings((key) => cfg.get(key));
+}
+
+/**
+ * Owns the engine for the window: starts and stops the ProxyServer, feeds it settings and secrets,
+ * and tells the views when anything changes. One registry lives as long as the extension so the
+ * recently-closed list survives restarts.
+ */
+export class ProxyController implements vscode.Disposable {
+  readonly registry: SessionRegistry;
+  private server: ProxyServer | undefined;
+  private stateValue: ProxyState = 'stopped';
+  private errorValue: string | undefined;
+  private settingsValue: ExtensionSettings;
+  private runCredentials: UserCredentials | undefined;
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChange = this.changed.event;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly warnedAuth = new Set<string>();
+
+  constructor(
+    private readonly log: vscode.LogOutputChannel,
+    readonly secrets: Secrets,
+  ) {
+    this.settingsValue = currentSettings();
+    this.registry = new SessionRegistry(this.settingsValue.keepClosedSessions);
+    this.registry.on('close', (s) => {
+      this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
+      if (s.outcome && /upstream .*auth|authentication.*upstream|UPSTREAM_AUTH/i.test(s.outcome) && s.route) this.offerCredentialFix(s.route, s.outcome);
+    });
+    this.disposables.push(
+      this.changed,
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration(SECTION)) void this.settingsChanged();
+      }),
+    );
+  }
+
+  get state(): ProxyState {
+    return this.stateValue;
+  }
+  get error(): string | undefined {
+    return this.errorValue;
+  }
+  get settings(): ExtensionSettings {
+    return this.settingsValue;
+  }
+  get running(): boolean {
+    return this.stateValue === 'running';
+  }
+
+  /** Where clients connect, with the credentials they need (undefined while stopped). */
+  listener(): ListenerInfo | undefined {
+    const a = this.server?.address();
+    if (!a || !this.running) return undefined;
+    return { host: a.address, port: a.port, credentials: this.runCredentials };
+  }
+
+  listeningText(): string | undefined {
+    const a = this.server?.address();
+    return a ? formatEndpoint({ host: a.address, port: a.port }) : undefined;
+  }
+
+  upstreamText(): string {
+    return describeRoute(this.settingsValue);
+  }
+
+  async start(): Promise<boolean> {
+    if (this.server) return true;
+    const s = this.settingsValue;
+    this.setState('starting');
+    try {
+      const users = await this.users(s);
+      const server = new ProxyServer(
+        {
+          host: s.host,
+          port: s.port,
+          users,
+          socks4: s.socks4,
+          http: s.http,
+          maxSessions: s.maxSessions,
+          idleTimeoutMs: s.idleTimeoutSeconds * 1000,
+        },
+        channelLogger(this.log),
+        await buildRouter(s, this.secrets, channelLogger(this.log)),
+        this.registry,
+      );
+      server.on('error', (err) => this.setState('error', describeError(err)));
+      await server.listen();
+      this.server = server;
+      this.setState('running');
+      return true;
+    } catch (err) {
+      this.server = undefined;
+      this.runCredentials = undefined;
+      const message = describeError(err);
+      this.log.error(`could not start: ${message}`);
+      this.setState('error', message);
+      void this.explainStartFailure(err);
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    this.runCredentials = undefined;
+    if (server) await server.close();
+    this.setState('stopped');
+  }
+
+  async restart(): Promise<boolean> {
+    await this.stop();
+    return this.start();
+  }
+
+  async toggle(): Promise<void> {
+    if (this.server) await this.stop();
+    else await this.start();
+  }
+
+  /** Rebuilds routing from settings and secrets; open sessions keep the route they started with. */
+  async reloadRouting(): Promise<void> {
+    if (!this.server) return;
+    try {
+      this.server.setRouter(await buildRouter(this.settingsValue, this.secrets, channelLogger(this.log)));
+      this.log.info(`routing updated: default route ${this.upstreamText()}, ${this.settingsValue.rules.length} rule(s)`);
+    } catch (err) {
+      this.log.error(`routing not updated: ${describeError(err)}`);
+      void vscode.window.showErrorMessage(`SOCKS Relay: the routing settings are invalid: ${describeError(err)}`, 'Open Settings').then((pick) => {
+        if (pick) void vscode.commands.executeCommand('workbench.action.openSettings', SECTION);
+      });
+    }
+  }
+
+  terminate(id: number): boolean {
+    return this.registry.terminate(id);
+  }
+
+  dispose(): void {
+    void this.stop();
+    for (const d of this.disposables) d.dispose();
+  }
+
+  private setState(state: ProxyState, error?: string): void {
+    this.stateValue = state;
+    this.errorValue = error;
+    void vscode.commands.executeCommand('setContext', 'socksRelay.running', state === 'running');
+    this.changed.fire();
+  }
+
+  private async users(s: ExtensionSettings): Promise<UserCredentials[]> {
+    this.runCredentials = undefined;
+    if (s.auth === 'none') return [];
+    // Terminals get fresh credentials each run, so nobody else on the machine can borrow the proxy.
+    const generated = { username: 'relay', password: randomBytes(18).toString('base64url') };
+    this.runCredentials = generated;
+    if (s.auth === 'generated') return [generated];
+    const password = await this.secrets.listenerPassword();
+    if (!password) throw new Error('authentication is set to "password" but no password is stored; run "SOCKS Relay: Edit Listener" to set one');
+    return [{ username: s.username, password }, generated];
+  }
+
+  private async settingsChanged(): Promise<void> {
+    const before = this.settingsValue;
+    const after = currentSettings();
+    this.settingsValue = after;
+    this.changed.fire();
+    if (!this.server) return;
+    if (listenerChanged(before, after)) {
+      this.log.info('listener settings changed; restarting');
+      await this.restart();
+    } else {
+      this.server.configure({ maxSessions: after.maxSessions, idleTimeoutMs: after.idleTimeoutSeconds * 1000 });
+      await this.reloadRouting();
+    }
+  }
+
+  private async explainStartFailure(err: unknown): Promise<void> {
+    const code = (err as NodeJS.ErrnoException).code;
+    const s = this.settingsValue;
+    if (code === 'EADDRINUSE') {
+      const pick = await vscode.window.showErrorMessage(`SOCKS Relay: port ${s.port} on ${s.host} is already in use by another program.`, 'Use a Free Port', 'Edit Listener', 'Show Log');
+      if (pick === 'Use a Free Port') {
+        const port = await freePort(s.host);
+        await vscode.workspace.getConfiguration(SECTION).update('listen.port', port, vscode.ConfigurationTarget.Global);
+        // The configuration listener restarts only a running proxy; this one is stopped.
+        this.settingsValue = currentSettings();
+        await this.start();
+      } else if (pick === 'Edit Listener') void vscode.commands.executeCommand('socksRelay.editListener');
+      else if (pick === 'Show Log') this.log.show();
+      return;
+    }
+    if (code === 'EADDRNOTAVAIL' || code === 'EACCES') {
+      const pick = await vscode.window.showErrorMessage(`SOCKS Relay: cannot listen on ${s.host}:${s.port} (${code}). Choose an address this machine has, and a port above 1023.`, 'Edit Listener');
+      if (pick) void vscode.commands.executeCommand('socksRelay.editListener');
+      return;
+    }
+    const pick = await vscode.window.showErrorMessage(`SOCKS Relay could not start: ${describeError(err)}`, 'Edit Listener', 'Show Log');
+    if (pick === 'Edit Listener') void vscode.commands.executeCommand('socksRelay.editListener');
+    else if (pick === 'Show Log') this.log.show();
+  }
+
+  private offerCredentialFix(route: string, outcome: string): void {
+    const name = this.settingsValue.upstreams.find((u) => route.includes(u.name))?.name;
+    if (!name || this.warnedAuth.has(name)) return;
+    this.warnedAuth.add(name);
+    void vscode.window.showWarningMessage(`SOCKS Relay: upstream "${name}" rejected the credentials (${outcome}).`, 'Edit Credentials').then((pick) => {
+      if (pick) void vscode.commands.executeCommand('socksRelay.upstream.edit', name);
+    });
+  }
+}
+
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

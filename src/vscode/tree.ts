@@ -1,0 +1,37 @@
+import * as vscode from 'vscode';
+import type { ViewNode } from '../ui/sessions-model';
+
+/** A TreeDataProvider over plain ViewNodes built by the pure models in src/ui. */
+export class NodeTreeProvider implements vscode.TreeDataProvider<ViewNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<ViewNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private roots: ViewNode[] | undefined;
+
+  constructor(private readonly build: () => ViewNode[]) {}
+
+  refresh(): void {
+    this.roots = undefined;
+    this.changed.fire(undefined);
+  }
+
+  getChildren(node?: ViewNode): ViewNode[] {
+    if (node) return node.children ?? [];
+    this.roots ??= this.build();
+    return this.roots;
+  }
+
+  getTreeItem(node: ViewNode): vscode.TreeItem {
+    const state = node.children ? (node.expanded ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed) : vscode.TreeItemCollapsibleState.None;
+    const item = new vscode.TreeItem(node.label, state);
+    item.id = node.id;
+    item.description = node.description;
+    item.tooltip = node.tooltip;
+    item.contextValue = node.contextValue;
+    item.iconPath = new vscode.ThemeIcon(node.icon, node.iconColor ? new vscode.ThemeColor(node.iconColor) : undefined);
+    return item;
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+  }
+}

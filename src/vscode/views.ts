@@ -1,0 +1,95 @@
+import * as vscode from 'vscode';
+import { configTree } from '../ui/config-model';
+import { sessionTree, ViewNode } from '../ui/sessions-model';
+import type { SessionGrouping } from '../ui/settings';
+import type { ProxyController } from './controller';
+import { SECTION } from './controller';
+import { NodeTreeProvider } from './tree';
+
+const REFRESH_MS = 1000;
+
+/** The Configuration view: listener, upstreams and rules, rebuilt whenever settings or state change. */
+export function createConfigView(controller: ProxyController): vscode.Disposable {
+  const provider = new NodeTreeProvider(() =>
+    configTree({ settings: controller.settings, state: controller.state, listening: controller.listeningText(), error: controller.error }),
+  );
+  const view = vscode.window.createTreeView('socksRelay.config', { treeDataProvider: provider, showCollapseAll: false });
+  return vscode.Disposable.from(provider, view, controller.onDidChange(() => provider.refresh()));
+}
+
+/**
+ * The Sessions view. Registry events only mark it dirty; a 1 s timer repaints while the view is visible
+ * and something changed or sessions are live (their counters and ages move), so a busy proxy costs one
+ * repaint a second, not one per event, and the tree does not flicker.
+ */
+export class SessionsView implements vscode.Disposable {
+  private filter = '';
+  private dirty = true;
+  private readonly provider: NodeTreeProvider;
+  private readonly view: vscode.TreeView<ViewNode>;
+  private readonly timer: NodeJS.Timeout;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(private readonly controller: ProxyController) {
+    this.provider = new NodeTreeProvider(() => {
+      if (!controller.running && controller.registry.recentlyClosed().length === 0) return [];
+      return sessionTree(controller.registry.snapshot(), controller.registry.recentlyClosed(), { filter: this.filter, grouping: this.grouping, now: Date.now() });
+    });
+    this.view = vscode.window.createTreeView('socksRelay.sessions', { treeDataProvider: this.provider, showCollapseAll: true });
+    const mark = (): void => {
+      this.dirty = true;
+    };
+    const reg = controller.registry;
+    reg.on('open', mark);
+    reg.on('change', mark);
+    reg.on('close', mark);
+    reg.on('cleared', mark);
+    this.disposables.push(
+      { dispose: () => (reg.off('open', mark), reg.off('change', mark), reg.off('close', mark), reg.off('cleared', mark)) },
+      controller.onDidChange(() => this.repaint()),
+      this.view.onDidChangeVisibility((e) => e.visible && this.repaint()),
+      vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration(`${SECTION}.sessions`) && this.repaint()),
+    );
+    this.timer = setInterval(() => {
+      if (this.view.visible && (this.dirty || controller.registry.size > 0)) this.repaint();
+    }, REFRESH_MS);
+    this.updateMessage();
+  }
+
+  private get grouping(): SessionGrouping {
+    return this.controller.settings.sessionGrouping;
+  }
+
+  setFilter(filter: string): void {
+    this.filter = filter.trim();
+    void vscode.commands.executeCommand('setContext', 'socksRelay.sessionsFiltered', this.filter !== '');
+    this.repaint();
+  }
+
+  get currentFilter(): string {
+    return this.filter;
+  }
+
+  repaint(): void {
+    this.dirty = false;
+    this.updateMessage();
+    this.provider.refresh();
+  }
+
+  reveal(): void {
+    void vscode.commands.executeCommand('socksRelay.sessions.focus');
+  }
+
+  private updateMessage(): void {
+    const t = this.controller.registry.totals();
+    this.view.description = this.controller.running ? `${t.active} active` : undefined;
+    this.view.message = this.filter ? `Filtered by "${this.filter}"` : undefined;
+  }
+
+  dispose(): void {
+    clearInterval(this.timer);
+    for (const d of this.disposables) d.dispose();
+    this.view.dispose();
+    this.provider.dispose();
+  }
+}

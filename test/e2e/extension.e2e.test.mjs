@@ -1,0 +1,235 @@
+// End-to-end: the packaged .vsix in a real VS Code (code-server 4.100.3) driven through Debian's Chromium.
+// Needs `npm run package` (socks-relay.vsix) and `bash test/e2e/install-code-server.sh` (the test script does both).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { launchBrowser, openWorkbench, runCommand, startCodeServer, statusBarItems, waitForTerminalText } from './code-server.mjs';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const VSIX = path.join(ROOT, 'socks-relay.vsix');
+const OUT = path.join(ROOT, 'test-output', 'e2e');
+const CS_PORT = Number(process.env.E2E_PORT || 18936);
+const PROXY_PORT = Number(process.env.E2E_PROXY_PORT || 18937);
+const STATUS_ID = 'socks-relay.socks-relay.socksRelay.status';
+
+let web;
+let webPort;
+let cs;
+let browser;
+let page;
+
+async function shot(name, locator) {
+  fs.mkdirSync(OUT, { recursive: true });
+  const file = path.join(OUT, `${name}.png`);
+  await (locator ?? page).screenshot({ path: file });
+  return file;
+}
+
+async function statusText() {
+  const item = (await statusBarItems(page)).find((i) => i.id === STATUS_ID);
+  return item ? `${item.ariaLabel} | ${item.text}` : '';
+}
+
+async function waitFor(what, fn, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await shot(`timeout-${what.replace(/\W+/g, '-')}`).catch(() => undefined);
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+}
+
+/** Visible rows of a sidebar view, by its pane title. */
+async function viewRows(title) {
+  return page.evaluate((t) => {
+    const pane = [...document.querySelectorAll('.pane')].find((p) => p.querySelector('.pane-header')?.textContent?.includes(t));
+    if (!pane) return [];
+    // Label and description as shown (the row's aria-label is its tooltip).
+    return [...pane.querySelectorAll('.monaco-list-row')].map((r) =>
+      [r.querySelector('.label-name')?.textContent, r.querySelector('.label-description')?.textContent].filter(Boolean).join(' ').replace(/\s+/g, ' ').trim(),
+    );
+  }, title);
+}
+
+async function viewText(title) {
+  return page.evaluate((t) => {
+    const pane = [...document.querySelectorAll('.pane')].find((p) => p.querySelector('.pane-header')?.textContent?.includes(t));
+    return pane ? pane.innerText : '';
+  }, title);
+}
+
+async function newTerminal() {
+  await runCommand(page, 'Terminal: Create New Terminal');
+  const term = page.locator('.terminal-wrapper.active .xterm').first();
+  await term.waitFor({ state: 'visible', timeout: 30_000 });
+  await waitForTerminalText(page, /[$#]\s*$/m, { timeoutMs: 30_000 });
+  await term.click();
+}
+
+async function type(line) {
+  await page.keyboard.type(line);
+  await page.keyboard.press('Enter');
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(VSIX), `${VSIX} missing: run npm run package`);
+  // A local web server: /hello answers at once, /slow streams for ~4 s so a live session can be seen.
+  web = http.createServer((req, res) => {
+    if (req.url === '/slow') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let n = 0;
+      const t = setInterval(() => {
+        res.write(`tick ${++n}\n`);
+        if (n === 8) {
+          clearInterval(t);
+          res.end('slow-done\n');
+        }
+      }, 500);
+      return;
+    }
+    res.end(`hello-from-e2e ${req.url}\n`);
+  });
+  await new Promise((r) => web.listen(0, '127.0.0.1', r));
+  webPort = web.address().port;
+  const workspaceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'socks-relay-e2e-ws-'));
+  fs.writeFileSync(path.join(workspaceDir, 'README.md'), '# e2e workspace\n');
+  cs = await startCodeServer({
+    port: CS_PORT,
+    vsixPath: VSIX,
+    workspaceDir,
+    settings: {
+      'socksRelay.listen.port': PROXY_PORT,
+      'terminal.integrated.defaultProfile.linux': 'bash',
+      'workbench.colorTheme': 'Default Dark Modern',
+    },
+    env: { ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+  });
+  browser = await launchBrowser();
+  page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });
+});
+
+after(async () => {
+  if (page) await shot('final').catch(() => undefined);
+  await browser?.close().catch(() => undefined);
+  await cs?.stop();
+  web?.close();
+});
+
+test('the status bar shows the proxy as off after startup', async () => {
+  const text = await waitFor('SOCKS Relay status item', async () => {
+    const t = await statusText();
+    return t.includes('SOCKS Relay: off') ? t : undefined;
+  }, 60_000);
+  assert.match(text, /SOCKS Relay: off/);
+});
+
+test('opens the SOCKS Relay sidebar: configuration tree and welcome content', async () => {
+  await page.locator('.activitybar .action-item a[aria-label^="SOCKS Relay"]').first().click();
+  // Widen the sidebar by dragging its edge, as a user would, so descriptions are readable in screenshots.
+  const box = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
+  if (box) {
+    await page.mouse.move(box.x + box.width + 1, box.y + 300);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width + 160, box.y + 300, { steps: 8 });
+    await page.mouse.up();
+  }
+  const rows = await waitFor('configuration rows', async () => {
+    const r = await viewRows('Configuration');
+    return r.some((x) => x.startsWith('Listener')) && r.some((x) => x.startsWith('Rules')) ? r : undefined;
+  });
+  assert.ok(rows.some((r) => r.includes(`127.0.0.1:${PROXY_PORT}`)), rows.join('\n'));
+  assert.ok(rows.some((r) => r.startsWith('Upstreams')), rows.join('\n'));
+  assert.ok(rows.some((r) => r.startsWith('Direct')), rows.join('\n'));
+  const welcome = await waitFor('welcome content', async () => ((await viewText('Sessions')).includes('SOCKS Relay is stopped') ? true : undefined));
+  assert.ok(welcome);
+  await shot('sidebar-stopped', page.locator('#workbench\\.parts\\.sidebar'));
+});
+
+test('toggles the proxy from the command palette and the status bar changes', async () => {
+  await runCommand(page, 'SOCKS Relay: Toggle Proxy');
+  const text = await waitFor('running status', async () => {
+    const t = await statusText();
+    return /\b0 · ↑0 B ↓0 B/.test(t) ? t : undefined;
+  });
+  assert.equal(await page.locator(`[id="${STATUS_ID}"] .codicon-radio-tower`).count(), 1, 'radio-tower icon shown');
+  const rows = await waitFor('listener running', async () => {
+    const r = await viewRows('Configuration');
+    return r.some((x) => x.includes('running')) ? r : undefined;
+  });
+  assert.ok(rows.some((r) => r.includes(`127.0.0.1:${PROXY_PORT} · running`)), rows.join('\n'));
+});
+
+test('adds an upstream from the tree with validated multi-step input', async () => {
+  const header = page.locator('.pane-header', { hasText: 'Configuration' });
+  await header.hover();
+  await header.locator('a.action-label[aria-label="Add Upstream…"]').click();
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill('lab');
+  await page.keyboard.press('Enter');
+  await input.fill('bogus://nowhere');
+  const message = await waitFor('validation message', async () => {
+    const m = await page.locator('.quick-input-widget .quick-input-message').innerText().catch(() => '');
+    return /invalid upstream URL/.test(m) ? m : undefined;
+  });
+  assert.match(message, /bogus/);
+  await input.fill(`socks5h://127.0.0.1:${PROXY_PORT + 1}`);
+  await page.keyboard.press('Enter');
+  const rows = await waitFor('new upstream row', async () => {
+    const r = await viewRows('Configuration');
+    return r.some((x) => x.startsWith('lab')) ? r : undefined;
+  });
+  assert.ok(rows.some((r) => r.includes(`socks5h://127.0.0.1:${PROXY_PORT + 1}`)), rows.join('\n'));
+  // Dismiss the "added" notification; the default route stays direct.
+  await page.keyboard.press('Escape');
+});
+
+test('a new terminal is routed: curl through $ALL_PROXY shows up in Sessions and the counters', async () => {
+  await newTerminal();
+  await type(`echo "proxy=[$ALL_PROXY] http=[$HTTP_PROXY]"`);
+  await waitForTerminalText(page, `proxy=[socks5h://127.0.0.1:${PROXY_PORT}] http=[http://127.0.0.1:${PROXY_PORT}]`);
+  // curl prefers $http_proxy for http:// URLs, so name $ALL_PROXY explicitly; NO_PROXY lists 127.0.0.1 for
+  // everyday use, and --noproxy '' makes curl use the proxy for this local server anyway.
+  await type(`curl -sS --max-time 20 --noproxy '' -x "$ALL_PROXY" http://127.0.0.1:${webPort}/slow | tail -n 1; curl -sS --max-time 10 --noproxy '' -x "$ALL_PROXY" http://127.0.0.1:${webPort}/hello`);
+  const live = await waitFor('live session row', async () => {
+    const r = await viewRows('Sessions');
+    return r.find((x) => x.includes(`127.0.0.1:${webPort}`) && x.includes('SOCKS5 CONNECT') && /· (default → )?direct$/.test(x)) ?? (process.env.E2E_DEBUG ? console.log(JSON.stringify(r)) : undefined);
+  });
+  assert.match(live, /↑\d+ B ↓/);
+  const busy = await waitFor('status bar with an active session', async () => {
+    const t = await statusText();
+    return /\b1 · ↑\d/.test(t) ? t : undefined;
+  });
+  assert.ok(busy);
+  await shot('sidebar-running', page.locator('#workbench\\.parts\\.sidebar'));
+  await shot('statusbar', page.locator('#workbench\\.parts\\.statusbar'));
+  await waitForTerminalText(page, `hello-from-e2e /hello`, { timeoutMs: 30_000 });
+  const text = await waitFor('counters after traffic', async () => {
+    const t = await statusText();
+    const m = /↓(\d+(?:\.\d)?) (B|KB|MB)/.exec(t);
+    return m && !(m[1] === '0' && m[2] === 'B') && /\b0 · /.test(t) ? t : undefined;
+  });
+  assert.ok(text);
+  const rows = await waitFor('closed sessions', async () => {
+    const r = await viewRows('Sessions');
+    return r.some((x) => x.startsWith('Recently closed')) ? r : undefined;
+  });
+  assert.ok(rows.length >= 1);
+  await shot('terminal', page.locator('#workbench\\.parts\\.panel'));
+  await shot('workbench-running');
+});
+
+test('stopping the proxy removes the variables from new terminals', async () => {
+  await runCommand(page, 'SOCKS Relay: Stop Proxy');
+  await waitFor('stopped status', async () => ((await statusText()).includes('SOCKS Relay: off') ? true : undefined));
+  await newTerminal();
+  await type('echo "after-stop=[${ALL_PROXY:-none}][${HTTP_PROXY:-none}]"');
+  await waitForTerminalText(page, 'after-stop=[none][none]');
+  await shot('terminal-after-stop', page.locator('#workbench\\.parts\\.panel'));
+});
