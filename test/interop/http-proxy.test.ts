@@ -65,6 +65,18 @@ const timeoutDialer: Dialer = {
   dial: () => Promise.reject(new ProxyError('CONNECT_TIMEOUT', 'connect to timeout.test:80 timed out after 10 ms', Reply.TTL_EXPIRED)),
 };
 
+/** An "upstream" that sends every destination to one local port and remembers what it was asked for. */
+class RedirectDialer implements Dialer {
+  readonly label = 'test-upstream';
+  readonly asked: string[] = [];
+  port = 0;
+  dial(destination: Endpoint, options: { signal: AbortSignal }) {
+    this.asked.push(`${destination.type}:${destination.host}:${destination.port}`);
+    return new DirectDialer(3_000).dial({ type: 'ipv4', host: '127.0.0.1', port: this.port }, options);
+  }
+}
+const redirect = new RedirectDialer();
+
 describe('HTTP proxy with real clients', () => {
   let origin: Origin;
   let origin2: Origin;
@@ -80,7 +92,8 @@ describe('HTTP proxy with real clients', () => {
     origin2 = await startOrigin();
     tls = await selfSignedCert(dir);
     if (tls) httpsOrigin = await startOrigin(undefined, tls);
-    proxy = await startProxy({ idleTimeoutMs: 1_500 }, new TestRouter(['blocked.test'], { 'timeout.test': timeoutDialer }));
+    redirect.port = origin.port;
+    proxy = await startProxy({ idleTimeoutMs: 1_500 }, new TestRouter(['blocked.test'], { 'timeout.test': timeoutDialer, 'upstream.test': redirect }));
     authProxy = await startProxy({ users: USERS });
   });
 
@@ -308,6 +321,23 @@ describe('HTTP proxy with real clients', () => {
     } finally {
       await git.close();
     }
+  });
+
+  test('requests and tunnels go through the dialer the router picked, with the name unresolved', async () => {
+    const forward = await curl(['-x', `http://127.0.0.1:${proxy.port}`, 'http://upstream.test/hello']);
+    assert.equal(forward.stdout, 'hello', forward.stderr);
+    const tunnel = await curl(['-p', '-x', `http://127.0.0.1:${proxy.port}`, 'http://upstream.test:8080/hello']);
+    assert.equal(tunnel.stdout, 'hello', tunnel.stderr);
+    assert.deepEqual(redirect.asked, ['domain:upstream.test:80', 'domain:upstream.test:8080']);
+    await waitFor(() => proxy.server.registry.recentlyClosed().some((s) => s.destination === 'upstream.test:8080'), 'the tunnel session');
+    const routes = proxy.server.registry
+      .recentlyClosed()
+      .filter((s) => s.destination?.startsWith('upstream.test'))
+      .map((s) => [s.command, s.route]);
+    assert.deepEqual(routes, [
+      ['http', 'test-upstream'],
+      ['connect', 'test-upstream'],
+    ]);
   });
 
   test('errors are HTTP responses: 403 blocked, 502 refused or unresolvable, 504 connect and response timeouts', async () => {
