@@ -119,6 +119,17 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.emit('close');
   }
 
+  // Shared by every connection's context (one pair of closures per server, not per connection).
+  private readonly acquireUdp = (): boolean => {
+    if (this.udpAssociations >= this.opts.maxUdpAssociations) return false;
+    this.udpAssociations++;
+    return true;
+  };
+
+  private readonly releaseUdp = (): void => {
+    this.udpAssociations--;
+  };
+
   private onConnection(socket: net.Socket): void {
     const client = formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 });
     const live = this.sockets.size;
@@ -128,7 +139,6 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
       return;
     }
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', (err) => this.logger.debug(`${client}: ${describeError(err)}`));
     // An absolute deadline, not socket.setTimeout: a client trickling one byte at a time must not extend it.
     const handshakeTimeout = this.opts.handshakeTimeoutMs;
@@ -139,21 +149,18 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
             socket.destroy();
           }, handshakeTimeout)
         : undefined;
-    socket.once('close', () => clearTimeout(deadline));
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      clearTimeout(deadline);
+    });
     const ctx: ConnectionContext = {
       options: this.opts,
       logger: this.logger,
       router: this.routerImpl,
       overLimit: live >= this.opts.maxSessions,
       handshakeDone: () => clearTimeout(deadline),
-      acquireUdp: () => {
-        if (this.udpAssociations >= this.opts.maxUdpAssociations) return false;
-        this.udpAssociations++;
-        return true;
-      },
-      releaseUdp: () => {
-        this.udpAssociations--;
-      },
+      acquireUdp: this.acquireUdp,
+      releaseUdp: this.releaseUdp,
     };
     socket.once('data', (first: Buffer) => {
       const handler = this.handlers.get(first[0]) ?? this.handlers.get(-1);

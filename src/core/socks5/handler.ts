@@ -34,7 +34,8 @@ type Stage = 'greeting' | 'auth' | 'request' | 'done';
 export class Socks5Connection {
   private buf: Buffer = EMPTY;
   private stage: Stage = 'greeting';
-  private readonly abort = new AbortController();
+  /** Set while a dial or BIND is in flight (closing the client aborts it); dropped once relaying. */
+  private abort: AbortController | undefined;
   private readonly tag: string;
 
   constructor(
@@ -45,7 +46,8 @@ export class Socks5Connection {
     this.tag = `#${session.id} ${session.client}`;
     socket.on('data', this.onData);
     socket.once('close', () => {
-      this.abort.abort();
+      // Only when something is in flight: abort() builds a DOMException (with a stack), per connection.
+      this.abort?.abort();
       if (this.stage !== 'done') this.session.close('client closed during handshake');
     });
   }
@@ -154,7 +156,9 @@ export class Socks5Connection {
       return;
     }
     const dialer = decision.dialer;
-    const run = req.command === 'connect' ? this.connect(dest, dialer) : req.command === 'bind' ? this.bind(dest, dialer) : this.udpAssociate(dest, dialer);
+    this.abort = new AbortController();
+    const { signal } = this.abort;
+    const run = req.command === 'connect' ? this.connect(dest, dialer, signal) : req.command === 'bind' ? this.bind(dest, dialer, signal) : this.udpAssociate(dest, dialer);
     run.catch((err: unknown) => {
       if (this.socket.destroyed) {
         this.session.close(`client went away: ${describeError(err)}`);
@@ -165,6 +169,7 @@ export class Socks5Connection {
   }
 
   private startRelay(target: Socket): void {
+    this.abort = undefined;
     const leftover = this.buf;
     this.buf = EMPTY;
     // Bytes that arrived glued to the request go first.
@@ -180,8 +185,8 @@ export class Socks5Connection {
     });
   }
 
-  private async connect(dest: Endpoint, dialer: Dialer): Promise<void> {
-    const target = await dialer.dial(dest, { signal: this.abort.signal });
+  private async connect(dest: Endpoint, dialer: Dialer, signal: AbortSignal): Promise<void> {
+    const target = await dialer.dial(dest, { signal });
     if (this.socket.destroyed) {
       target.destroy();
       this.session.close('client went away while connecting');
@@ -192,10 +197,10 @@ export class Socks5Connection {
     this.startRelay(target);
   }
 
-  private async bind(dest: Endpoint, dialer: Dialer): Promise<void> {
+  private async bind(dest: Endpoint, dialer: Dialer, signal: AbortSignal): Promise<void> {
     if (!dialer.bind) throw new ProxyError('BAD_COMMAND', `BIND is not supported through ${dialer.label}`, Reply.COMMAND_NOT_SUPPORTED);
     const handle = await dialer.bind(dest, {
-      signal: this.abort.signal,
+      signal,
       localAddress: normalizeIp(this.socket.localAddress),
       timeoutMs: this.ctx.options.bindTimeoutMs,
       onRefusedPeer: (peer) => this.ctx.logger.warn(`${this.tag}: BIND refused a connection from ${formatEndpoint(peer)} (expected ${this.session.destination})`),

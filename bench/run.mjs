@@ -1,0 +1,595 @@
+#!/usr/bin/env node
+// `npm run bench`: SOCKS Relay side by side with its peers, in one run, on loopback.
+//
+//   node bench/run.mjs [--quick] [--runs N] [--seconds S] [--only a,b] [--skip-setup] [--before DIR]
+//
+// --before DIR adds a column for the engine in another checkout (e.g. `git worktree add /tmp/base HEAD~1`),
+// measured in the same run, for before/after figures of an engine change.
+//
+// Peers: a minimal Node relay (handshake + pipe(), the Node floor), dante-server, microsocks, and a
+// direct connection. Load comes from bench/loadgen.c (compiled here), the same client for every proxy;
+// throughput is measured a second time with iperf3 through proxychains4. Every figure is the median of
+// several runs, interleaved so that every proxy sees the same noise; ratios are taken within a run.
+// Writes bench/results/latest.json and bench/results/latest.md. Ports 19300-19399 only, loopback only.
+import { execFileSync, spawn, execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(BENCH);
+const OUT = path.join(BENCH, 'results');
+const BUILD = path.join(OUT, 'build');
+
+// ------------------------------------------------------------------ options
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const opt = (name, fallback) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+};
+const QUICK = flag('--quick');
+const RUNS = Math.max(1, Math.min(9, Number(opt('--runs', QUICK ? 1 : 3))));
+const SECONDS = Math.max(0.5, Math.min(10, Number(opt('--seconds', QUICK ? 1 : 2))));
+const IDLE_SESSIONS = 5000;
+const MANY_SESSIONS = 10000;
+const CONCURRENCY = 50;
+const UDP_SIZE = 512;
+const UDP_WINDOW = 32;
+const BEFORE = opt('--before', '');
+const ONLY = opt('--only', '')
+  .split(',')
+  .filter(Boolean);
+
+const PORT = { echo: 19300, sink: 19301, source: 19302, udpEcho: 19303, iperf: 19304 };
+
+/** Everything the bench measures through; `peer` marks the ones SOCKS Relay is compared with. */
+const PROXIES = [
+  { key: 'direct', label: 'direct (no proxy)', port: 0, udp: true },
+  { key: 'relay', label: 'SOCKS Relay', port: 19310, udp: true, many: true, gc: true },
+  { key: 'relay-ui', label: 'SOCKS Relay + UI', port: 19311, udp: true, gc: true },
+  ...(BEFORE ? [{ key: 'relay-before', label: 'SOCKS Relay (before)', port: 19315, udp: true, gc: true }] : []),
+  { key: 'node', label: 'minimal Node relay', port: 19312, udp: false, peer: true, gc: true },
+  { key: 'dante', label: 'dante-server', port: 19313, udp: true, peer: true },
+  { key: 'microsocks', label: 'microsocks', port: 19314, udp: false, peer: true },
+].filter((p) => ONLY.length === 0 || ONLY.includes(p.key) || p.key === 'relay');
+
+// ------------------------------------------------------------------ process helpers
+const children = new Set();
+const killAll = () => {
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+};
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+// The whole bench is bounded: a full run takes about 4 minutes.
+setTimeout(() => {
+  console.error('bench: overall time limit (15 min) reached; stopping');
+  process.exit(1);
+}, 15 * 60_000).unref();
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+
+/** Spawns a long-running process with a raised file-descriptor limit. */
+function start(cmd, args, name) {
+  const child = spawn('sh', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$0" "$@"', cmd, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    if (stderr.length < 4000) stderr += d;
+  });
+  child.on('exit', (code, signal) => {
+    children.delete(child);
+    if (!child.stopping) log(`${name} exited (${code ?? signal}) ${stderr.trim().slice(0, 500)}`);
+  });
+  child.stdout.resume();
+  return child;
+}
+
+async function stop(child) {
+  if (!child || child.exitCode !== null) return;
+  child.stopping = true;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([gone, sleep(2000)]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+  await Promise.race([gone, sleep(2000)]);
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+    s.setTimeout(1000, () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+async function waitPort(port, what, ms = 10_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await canConnect(port)) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not start listening on ${port}`);
+}
+
+/** Runs the load generator once and parses its JSON line. */
+function loadgen(args, timeoutMs = 60_000) {
+  return new Promise((resolve) => {
+    execFile(path.join(BUILD, 'loadgen'), args.map(String), { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      const line = stdout.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line));
+      } catch {
+        resolve({ error: (err?.message ?? stderr ?? 'no output').slice(0, 200) });
+      }
+    });
+  });
+}
+
+/** Resident memory of a process and all its descendants: VmRSS of the main one, and summed PSS. */
+function memory(pid) {
+  const parents = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      parents.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* exited */
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) for (const [p, pp] of parents) if (pp === tree[i]) tree.push(p);
+  let pss = 0;
+  let rssSum = 0;
+  for (const p of tree) {
+    try {
+      const roll = fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      pss += Number(/^Pss:\s+(\d+)/m.exec(roll)?.[1] ?? 0) * 1024;
+      rssSum += Number(/^Rss:\s+(\d+)/m.exec(roll)?.[1] ?? 0) * 1024;
+    } catch {
+      /* exited */
+    }
+  }
+  let rss = 0;
+  try {
+    rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    /* exited */
+  }
+  return { rss, pss, rssSum, processes: tree.length };
+}
+
+// ------------------------------------------------------------------ setup
+function have(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const which = (cmd) => ['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].map((d) => path.join(d, cmd)).find(have);
+
+function setup() {
+  const needed = { '/usr/sbin/danted': 'dante-server', '/usr/bin/microsocks': 'microsocks', iperf3: 'iperf3', proxychains4: 'proxychains4', cc: 'gcc' };
+  const missing = Object.entries(needed)
+    .filter(([file]) => (file.startsWith('/') ? !have(file) : !which(file)))
+    .map(([, pkg]) => pkg);
+  if (missing.length > 0 && !flag('--skip-setup')) {
+    log(`installing ${missing.join(' ')}`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const install = () => execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env, timeout: 300_000 });
+    try {
+      install();
+    } catch {
+      try {
+        execFileSync('apt-get', ['update'], { stdio: 'inherit', env, timeout: 300_000 });
+        install();
+      } catch (err) {
+        log(`apt-get failed (${err.message}); peers that are missing are skipped`);
+      }
+    }
+  }
+  fs.mkdirSync(BUILD, { recursive: true });
+  log('compiling bench/loadgen.c');
+  execFileSync(which('cc') ?? 'cc', ['-O2', '-pthread', '-o', path.join(BUILD, 'loadgen'), path.join(BENCH, 'loadgen.c')], { stdio: 'inherit' });
+  log('bundling src/core (esbuild)');
+  const bundle = (src, out) =>
+    execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `require('esbuild').buildSync({ entryPoints: [${JSON.stringify(path.join(src, 'src/core/server.ts'))}], bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: ${JSON.stringify(path.join(BUILD, out))}, logLevel: 'warning' })`,
+      ],
+      { cwd: ROOT, stdio: 'inherit' },
+    );
+  bundle(ROOT, 'engine.cjs');
+  if (BEFORE) bundle(path.resolve(BEFORE), 'engine-before.cjs');
+}
+
+function commandFor(p, dir) {
+  const node = process.execPath;
+  switch (p.key) {
+    case 'relay':
+      return [node, ['--expose-gc', path.join(BENCH, 'proxy-runner.mjs'), path.join(BUILD, 'engine.cjs'), p.port]];
+    case 'relay-before':
+      return [node, ['--expose-gc', path.join(BENCH, 'proxy-runner.mjs'), path.join(BUILD, 'engine-before.cjs'), p.port]];
+    case 'relay-ui':
+      return [node, ['--expose-gc', path.join(BENCH, 'proxy-runner.mjs'), path.join(BUILD, 'engine.cjs'), p.port, '--ui']];
+    case 'node':
+      return [node, ['--expose-gc', path.join(BENCH, 'node-relay.mjs'), p.port]];
+    case 'dante': {
+      if (!have('/usr/sbin/danted')) return undefined;
+      const conf = path.join(dir, 'danted.conf');
+      fs.writeFileSync(
+        conf,
+        [
+          `logoutput: ${path.join(dir, 'danted.log')}`,
+          `internal: 127.0.0.1 port = ${p.port}`,
+          'external: 127.0.0.1',
+          'socksmethod: none',
+          'clientmethod: none',
+          'user.privileged: root',
+          'user.unprivileged: nobody',
+          'client pass { from: 0/0 to: 0/0 }',
+          'socks pass { from: 0/0 to: 0/0 command: bind connect udpassociate udpreply }',
+          '',
+        ].join('\n'),
+      );
+      return ['/usr/sbin/danted', ['-f', conf, '-N', '2']];
+    }
+    case 'microsocks':
+      return have('/usr/bin/microsocks') ? ['/usr/bin/microsocks', ['-i', '127.0.0.1', '-p', String(p.port)]] : undefined;
+    default:
+      return undefined;
+  }
+}
+
+async function startProxy(p, dir) {
+  const cmd = commandFor(p, dir);
+  if (!cmd) return false;
+  p.child = start(cmd[0], cmd[1], p.label);
+  await waitPort(p.port, p.label);
+  return true;
+}
+
+// ------------------------------------------------------------------ measurements
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+
+/** Rotates the order each run so no proxy always goes first (or always right after a heavy one). */
+const rotate = (xs, r) => xs.map((_, i) => xs[(i + r) % xs.length]);
+
+async function iperf(p, reverse, seconds, dir) {
+  const server = start(which('iperf3'), ['-s', '-1', '-p', String(PORT.iperf)], 'iperf3 server');
+  server.stopping = true; // -1: it exits by itself after one test
+  await new Promise((resolve) => {
+    let out = '';
+    server.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('listening')) resolve();
+    });
+    setTimeout(resolve, 2000);
+  });
+  let cmd = which('iperf3');
+  let args = ['-c', '127.0.0.1', '-p', String(PORT.iperf), '-t', String(Math.max(1, Math.round(seconds))), '-J', ...(reverse ? ['-R'] : [])];
+  if (p.port) {
+    const conf = path.join(dir, `proxychains-${p.key}.conf`);
+    fs.writeFileSync(conf, `strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 127.0.0.1 ${p.port}\n`);
+    args = ['-q', '-f', conf, cmd, ...args];
+    cmd = which('proxychains4');
+  }
+  const result = await new Promise((resolve) => {
+    execFile(cmd, args, { timeout: (seconds + 15) * 1000, maxBuffer: 8 << 20 }, (err, stdout) => {
+      try {
+        const j = JSON.parse(stdout);
+        if (j.error) resolve({ error: j.error });
+        else resolve({ MBps: j.end.sum_received.bits_per_second / 8e6 });
+      } catch {
+        resolve({ error: err?.message?.slice(0, 200) ?? 'no output' });
+      }
+    });
+  });
+  await stop(server);
+  return result;
+}
+
+async function memoryTest(p) {
+  if (!p.port) return undefined;
+  const pid = p.child.pid;
+  // Warm up (JIT, pools, first forks), then take the baseline with nothing open.
+  const warm = await loadgen(['rate', p.port, PORT.echo, 8, 0.3]);
+  if (warm.error) log(`${p.label}: warm-up: ${warm.error}`);
+  await sleep(800);
+  // Node processes: memory is read twice, as it is and after a full GC (SIGUSR2, see proxy-runner.mjs);
+  // the per-session figure is the one after GC, the other is kept as kbPerSessionNoGc.
+  const collect = async () => {
+    if (!p.gc) return;
+    process.kill(pid, 'SIGUSR2');
+    await sleep(700);
+  };
+  const baseNoGc = memory(pid);
+  await collect();
+  const base = memory(pid);
+  const idle = spawn(path.join(BUILD, 'loadgen'), ['idle', String(p.port), String(PORT.echo)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(idle);
+  const lines = [];
+  let wake;
+  idle.stdout.setEncoding('utf8');
+  let pending = '';
+  idle.stdout.on('data', (d) => {
+    pending += d;
+    let i;
+    while ((i = pending.indexOf('\n')) >= 0) {
+      lines.push(pending.slice(0, i));
+      pending = pending.slice(i + 1);
+      wake?.();
+    }
+  });
+  const next = async (ms) => {
+    const until = Date.now() + ms;
+    while (lines.length === 0 && Date.now() < until) await new Promise((r) => ((wake = r), setTimeout(r, 200)));
+    const l = lines.shift();
+    try {
+      return JSON.parse(l);
+    } catch {
+      return { error: l ?? 'timeout' };
+    }
+  };
+  await next(5000); // "ready"
+  const result = { baseRssMB: base.rss / 2 ** 20, basePssMB: base.pss / 2 ** 20 };
+  const holdAndMeasure = async (n, target) => {
+    idle.stdin.write(`open ${n}\n`);
+    const opened = await next(120_000);
+    await sleep(1000);
+    const noGc = memory(pid);
+    await collect();
+    const m = memory(pid);
+    idle.stdin.write('check\n');
+    const check = await next(60_000);
+    return {
+      sessions: target,
+      open: opened.open,
+      errors: (opened.errors ?? 0) + (check.dead ?? 0) + (opened.open === undefined ? target : 0),
+      openSeconds: opened.seconds,
+      alive: check.alive,
+      rssMB: m.rss / 2 ** 20,
+      pssMB: m.pss / 2 ** 20,
+      processes: m.processes,
+      // PSS summed over the process tree counts a multi-process server (dante) fairly; for one process it equals RSS less shared libraries.
+      kbPerSession: (m.pss - base.pss) / target / 1024,
+      rssKbPerSession: (m.rss - base.rss) / target / 1024,
+      kbPerSessionNoGc: (noGc.pss - baseNoGc.pss) / target / 1024,
+    };
+  };
+  result.idle = await holdAndMeasure(IDLE_SESSIONS, IDLE_SESSIONS);
+  if (p.many && !QUICK) result.many = await holdAndMeasure(MANY_SESSIONS - IDLE_SESSIONS, MANY_SESSIONS);
+  idle.stdin.end();
+  await next(30_000);
+  await new Promise((r) => (idle.exitCode !== null ? r() : (idle.once('exit', r), setTimeout(r, 5000))));
+  children.delete(idle);
+  await sleep(500);
+  return result;
+}
+
+// ------------------------------------------------------------------ report
+const fmt = (v, d = 0) => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : v.toFixed(d));
+const METRICS = [
+  { key: 'up', label: 'Upload, one stream (MB/s)', d: 0, higher: true },
+  { key: 'down', label: 'Download, one stream (MB/s)', d: 0, higher: true },
+  { key: 'iperfUp', label: 'iperf3 via proxychains4, upload (MB/s)', d: 0, higher: true },
+  { key: 'iperfDown', label: 'iperf3 via proxychains4, download (MB/s)', d: 0, higher: true },
+  { key: 'rate', label: `Connections/s (${CONCURRENCY} clients, CONNECT+echo+close)`, d: 0, higher: true },
+  { key: 'p50', label: 'Connection latency p50 (ms)', d: 2, higher: false },
+  { key: 'p99', label: 'Connection latency p99 (ms)', d: 2, higher: false },
+  { key: 'mem', label: `Memory per idle session (KB, ${IDLE_SESSIONS} sessions; Node after GC)`, d: 1, higher: false },
+  { key: 'memNoGc', label: 'Memory per idle session, Node without GC (KB)', d: 1, higher: false },
+  { key: 'udp', label: `UDP datagrams/s (${UDP_SIZE} B, ${UDP_WINDOW} in flight)`, d: 0, higher: true },
+  { key: 'udpLoss', label: 'UDP loss (%)', d: 2, higher: false },
+];
+
+function report(results, meta) {
+  const present = PROXIES.filter((p) => results[p.key]);
+  const peers = present.filter((p) => p.peer);
+  const lines = [];
+  lines.push(`Median of ${meta.runs} run(s), ${meta.seconds} s each; ${meta.cpus} CPUs (${meta.cpuModel}), Node ${process.version}, ${meta.date}.`);
+  lines.push('');
+  lines.push(`| | ${present.map((p) => p.label).join(' | ')} |`);
+  lines.push(`|---|${present.map(() => '---:').join('|')}|`);
+  for (const m of METRICS) lines.push(`| ${m.label} | ${present.map((p) => fmt(results[p.key][m.key], m.d)).join(' | ')} |`);
+  lines.push('');
+  lines.push('Ratios for SOCKS Relay (median of the per-run ratios; higher is better for speed, lower for latency, memory and loss):');
+  lines.push('');
+  const bef = BEFORE ? ' after vs before |' : '';
+  lines.push(`| | vs best peer | ${peers.map((p) => `vs ${p.label}`).join(' | ')} | with UI vs without |${bef}`);
+  lines.push(`|---|---:|${peers.map(() => '---:').join('|')}|---:|${BEFORE ? '---:|' : ''}`);
+  for (const m of METRICS) {
+    const r = meta.ratios[m.key];
+    lines.push(`| ${m.label} | ${fmt(r?.best, 2)} | ${peers.map((p) => fmt(r?.[p.key], 2)).join(' | ')} | ${fmt(r?.ui, 3)} |${BEFORE ? ` ${fmt(r?.before, 3)} |` : ''}`);
+  }
+  lines.push('');
+  lines.push('Targets:');
+  lines.push('');
+  for (const t of meta.targets) lines.push(`- ${t.met ? 'met' : t.met === false ? '**not met**' : 'n/a'}: ${t.text} (measured ${t.measured})`);
+  return lines.join('\n');
+}
+
+// ------------------------------------------------------------------ main
+async function main() {
+  const t0 = Date.now();
+  setup();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socks-relay-bench-'));
+  const server = start(path.join(BUILD, 'loadgen'), ['server', PORT.echo, PORT.sink, PORT.source, PORT.udpEcho], 'target server');
+  await waitPort(PORT.echo, 'target server');
+
+  const active = [];
+  for (const p of PROXIES) {
+    if (!p.port) active.push(p);
+    else if (await startProxy(p, dir).catch((err) => (log(`${p.label}: ${err.message}`), false))) active.push(p);
+    else log(`${p.label}: not available, skipped`);
+  }
+  log(`proxies: ${active.map((p) => p.label).join(', ')}; ${RUNS} run(s) of ${SECONDS} s`);
+
+  // Per-run raw figures: raw[key][metric] = [run0, run1, ...]
+  const raw = Object.fromEntries(active.map((p) => [p.key, {}]));
+  const put = (p, metric, r, value) => ((raw[p.key][metric] ??= [])[r] = value);
+  const details = { memory: {}, errors: [] };
+  const note = (p, what, res) => {
+    if (res?.error) {
+      details.errors.push(`${p.label} ${what}: ${res.error}`);
+      log(`${p.label} ${what}: ${res.error}`);
+    }
+  };
+
+  // 1. Memory first, while every proxy process is fresh.
+  for (const p of active) {
+    if (!p.port) continue;
+    const m = await memoryTest(p);
+    details.memory[p.key] = m;
+    for (let r = 0; r < RUNS; r++) put(p, 'mem', r, m.idle.errors ? undefined : m.idle.kbPerSession);
+    for (let r = 0; r < RUNS; r++) put(p, 'memNoGc', r, m.idle.errors ? undefined : m.idle.kbPerSessionNoGc);
+    log(`${p.label}: memory ${fmt(m.idle.kbPerSession, 2)} KB/session (${fmt(m.idle.kbPerSessionNoGc, 2)} before GC) (${m.idle.open} open, ${m.idle.errors} errors)${m.many ? `; ${m.many.open} sessions: ${m.many.errors} errors` : ''}`);
+  }
+
+  // 2. Own client: throughput, connection rate, UDP; runs interleaved.
+  for (let r = 0; r < RUNS; r++) {
+    for (const dirn of ['up', 'down']) {
+      for (const p of rotate(active, r)) {
+        const res = await loadgen(['tput', p.port, dirn === 'up' ? PORT.sink : PORT.source, dirn, SECONDS], (SECONDS + 30) * 1000);
+        note(p, `tput ${dirn}`, res);
+        put(p, dirn, r, res.MBps);
+      }
+    }
+    for (const p of rotate(active, r)) {
+      const res = await loadgen(['rate', p.port, PORT.echo, CONCURRENCY, SECONDS], (SECONDS + 30) * 1000);
+      note(p, 'rate', res);
+      if (res.errors) details.errors.push(`${p.label} rate: ${res.errors} failed connections`);
+      put(p, 'rate', r, res.perSecond);
+      put(p, 'p50', r, res.p50ms);
+      put(p, 'p99', r, res.p99ms);
+      await sleep(200);
+    }
+    for (const p of rotate(active, r)) {
+      if (!p.udp) continue;
+      const res = await loadgen(['udp', p.port, PORT.udpEcho, SECONDS, UDP_SIZE, UDP_WINDOW], (SECONDS + 30) * 1000);
+      note(p, 'udp', res);
+      put(p, 'udp', r, res.perSecond);
+      put(p, 'udpLoss', r, res.lossPct);
+    }
+    log(`run ${r + 1}/${RUNS} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+
+  // 3. A client nobody here wrote: iperf3 through proxychains4 (one run each; its own figures are medians over its intervals).
+  if (which('iperf3') && which('proxychains4')) {
+    for (const p of active) {
+      for (const reverse of [false, true]) {
+        const res = await iperf(p, reverse, SECONDS, dir);
+        note(p, `iperf3 ${reverse ? 'down' : 'up'}`, res);
+        for (let r = 0; r < RUNS; r++) put(p, reverse ? 'iperfDown' : 'iperfUp', r, r === 0 ? res.MBps : undefined);
+      }
+    }
+  }
+
+  for (const p of active) await stop(p.child);
+  await stop(server);
+
+  // Medians and within-run ratios.
+  const results = {};
+  for (const p of active) results[p.key] = Object.fromEntries(METRICS.map((m) => [m.key, median(raw[p.key][m.key] ?? [])]));
+  const ratios = {};
+  for (const m of METRICS) {
+    const per = { best: [], ui: [], before: [] };
+    for (let r = 0; r < RUNS; r++) {
+      const mine = raw.relay?.[m.key]?.[r];
+      if (mine === undefined) continue;
+      const peerVals = active.filter((p) => p.peer).map((p) => [p.key, raw[p.key][m.key]?.[r]]);
+      for (const [k, v] of peerVals) if (v !== undefined && v > 0) (per[k] ??= []).push(mine / v);
+      const vals = peerVals.map(([, v]) => v).filter((v) => v !== undefined && v > 0);
+      if (vals.length) per.best.push(mine / (m.higher ? Math.max(...vals) : Math.min(...vals)));
+      const ui = raw['relay-ui']?.[m.key]?.[r];
+      if (ui !== undefined && mine > 0) per.ui.push(ui / mine);
+      const before = raw['relay-before']?.[m.key]?.[r];
+      if (before !== undefined && before > 0) per.before.push(mine / before);
+    }
+    ratios[m.key] = Object.fromEntries(Object.entries(per).map(([k, v]) => [k, median(v)]));
+  }
+  const R = (metric, peer) => ratios[metric]?.[peer];
+  const both = (a, b) => (a === undefined || b === undefined ? undefined : a && b);
+  const ge = (v, x) => (v === undefined ? undefined : v >= x);
+  const many = details.memory.relay?.many;
+  const targets = [
+    {
+      text: 'throughput >= 1.0x minimal Node relay (upload and download)',
+      met: both(ge(R('up', 'node'), 1), ge(R('down', 'node'), 1)),
+      measured: `${fmt(R('up', 'node'), 2)}x up, ${fmt(R('down', 'node'), 2)}x down`,
+    },
+    {
+      text: 'throughput >= 0.9x dante-server',
+      met: both(ge(R('up', 'dante'), 0.9), ge(R('down', 'dante'), 0.9)),
+      measured: `${fmt(R('up', 'dante'), 2)}x up, ${fmt(R('down', 'dante'), 2)}x down`,
+    },
+    { text: 'connection rate >= 1.5x dante-server', met: ge(R('rate', 'dante'), 1.5), measured: `${fmt(R('rate', 'dante'), 2)}x` },
+    { text: 'connection rate >= 1.0x minimal Node relay', met: ge(R('rate', 'node'), 1), measured: `${fmt(R('rate', 'node'), 2)}x` },
+    {
+      text: `memory <= 10 KB per idle session above the baseline`,
+      met: results.relay?.mem === undefined ? undefined : results.relay.mem <= 10,
+      measured: `${fmt(results.relay?.mem, 1)} KB`,
+    },
+    {
+      text: `${MANY_SESSIONS} concurrent sessions without errors`,
+      met: many ? many.errors === 0 && many.open === MANY_SESSIONS : undefined,
+      measured: many ? `${many.open} open, ${many.alive} alive, ${many.errors} errors, ${fmt(many.kbPerSession, 1)} KB/session` : 'not run (--quick)',
+    },
+    {
+      text: 'UI listeners cost < 5% of throughput and connection rate',
+      met: [R('up', 'ui'), R('down', 'ui'), R('rate', 'ui')].every((v) => v === undefined || v > 0.95) && R('rate', 'ui') !== undefined ? true : R('rate', 'ui') === undefined ? undefined : false,
+      measured: `${fmt(R('up', 'ui'), 3)}x up, ${fmt(R('down', 'ui'), 3)}x down, ${fmt(R('rate', 'ui'), 3)}x connections/s`,
+    },
+  ];
+  const meta = {
+    date: new Date().toISOString(),
+    runs: RUNS,
+    seconds: SECONDS,
+    quick: QUICK,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model?.trim() ?? '?',
+    node: process.version,
+    durationSeconds: (Date.now() - t0) / 1000,
+    ratios,
+    targets,
+  };
+  const md = report(results, meta);
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.writeFileSync(path.join(OUT, 'latest.json'), JSON.stringify({ meta, results, raw, details, proxies: active.map(({ key, label, port }) => ({ key, label, port })) }, null, 2));
+  fs.writeFileSync(path.join(OUT, 'latest.md'), `${md}\n`);
+  console.log(md);
+  if (details.errors.length) console.log(`\nErrors:\n${details.errors.map((e) => `- ${e}`).join('\n')}`);
+  log(`done in ${meta.durationSeconds.toFixed(0)} s; wrote bench/results/latest.json and latest.md`);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
