@@ -58,8 +58,11 @@ export function readMessage<T>(socket: Socket, decode: (buf: Buffer) => Decoded<
 export async function resolveHere(destination: Endpoint, family?: 4): Promise<Endpoint> {
   if (destination.type !== 'domain') return destination;
   try {
-    const { address } = await dns.lookup(destination.host, family ? { family } : {});
-    return endpoint(address, destination.port);
+    const all = await dns.lookup(destination.host, { all: true, ...(family ? { family } : {}) });
+    // One address goes to the upstream: prefer IPv4, which every upstream can reach and SOCKS4 can carry.
+    const pick = all.find((a) => a.family === 4) ?? all[0];
+    if (!pick) throw Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' });
+    return endpoint(pick.address, destination.port);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND';
     throw new ProxyError('DIAL_FAILED', `cannot resolve ${destination.host}: ${code}`, Reply.HOST_UNREACHABLE, { cause: err });
