@@ -171,8 +171,11 @@ test('adds an upstream from the tree with validated multi-step input', async () 
   await header.locator('a.action-label[aria-label="Add Upstream…"]').click();
   const input = page.locator('.quick-input-widget input.input');
   await input.waitFor({ state: 'visible' });
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: '(1/3)' }).waitFor({ state: 'visible' });
   await input.fill('lab');
   await page.keyboard.press('Enter');
+  // Each step is a new input box: wait for step 2 before typing into it.
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: '(2/3)' }).waitFor({ state: 'visible' });
   await input.fill('bogus://nowhere');
   const message = await waitFor('validation message', async () => {
     const m = await page.locator('.quick-input-widget .quick-input-message').innerText().catch(() => '');
@@ -223,6 +226,64 @@ test('a new terminal is routed: curl through $ALL_PROXY shows up in Sessions and
   assert.ok(rows.length >= 1);
   await shot('terminal', page.locator('#workbench\\.parts\\.panel'));
   await shot('workbench-running');
+});
+
+test('adds a blocking rule from the tree; a request that matches it is refused and shown as failed', async () => {
+  const row = page.locator('.pane', { hasText: 'Configuration' }).locator('.monaco-list-row', { hasText: 'Rules' }).first();
+  await row.hover();
+  await row.locator('a.action-label[aria-label="Add Rule…"]').click();
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill('port:1-2 bad..name');
+  await waitFor('rule validation message', async () => {
+    const m = await page.locator('.quick-input-widget .quick-input-message').innerText().catch(() => '');
+    return m.trim() !== '' ? m : undefined;
+  });
+  await input.fill('*.blocked.test');
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: '(2/2)' }).waitFor({ state: 'visible' });
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Block' }).first().waitFor({ state: 'visible' });
+  await input.fill('Block');
+  await page.keyboard.press('Enter');
+  const rows = await waitFor('rule row', async () => {
+    const r = await viewRows('Configuration');
+    return r.some((x) => x.startsWith('*.blocked.test → block')) ? r : undefined;
+  });
+  assert.ok(rows.some((r) => r.startsWith('Rules 1, first match wins')), rows.join('\n'));
+  await type(`curl -sS --max-time 10 --noproxy '' -x "$ALL_PROXY" http://www.blocked.test/; echo "curl-exit=$?"`);
+  await waitForTerminalText(page, 'curl-exit=97');
+  const refused = await waitFor('refused session', async () => {
+    const r = await viewRows('Sessions');
+    return r.find((x) => x.startsWith('www.blocked.test:80') && /connection not allowed by ruleset/.test(x)) ?? undefined;
+  });
+  assert.match(refused, /rule 1/);
+  await shot('sidebar-rules', page.locator('#workbench\\.parts\\.sidebar'));
+});
+
+test('a port already in use: the error offers a free port, and taking it starts the proxy', async () => {
+  await runCommand(page, 'SOCKS Relay: Stop Proxy');
+  await waitFor('stopped status', async () => ((await statusText()).includes('SOCKS Relay: off') ? true : undefined));
+  const blocker = http.createServer();
+  await new Promise((r) => blocker.listen(PROXY_PORT, '127.0.0.1', r));
+  try {
+    await runCommand(page, 'SOCKS Relay: Start Proxy');
+    const toast = page.locator('.notification-toast', { hasText: `port ${PROXY_PORT} on 127.0.0.1 is already in use` });
+    await toast.waitFor({ state: 'visible', timeout: 15_000 });
+    await shot('port-in-use');
+    assert.match(await statusText(), /SOCKS Relay/);
+    await toast.locator('a.monaco-button, .monaco-button', { hasText: 'Use a Free Port' }).first().click();
+    const text = await waitFor('running on another port', async () => {
+      const t = await statusText();
+      return /\b0 · ↑/.test(t) ? t : undefined;
+    });
+    assert.ok(text);
+    const rows = await viewRows('Configuration');
+    const listener = rows.find((r) => r.startsWith('Listener')) ?? '';
+    assert.match(listener, /127\.0\.0\.1:\d+ · running/);
+    assert.ok(!listener.includes(`:${PROXY_PORT} `), listener);
+  } finally {
+    blocker.close();
+  }
 });
 
 test('stopping the proxy removes the variables from new terminals', async () => {
