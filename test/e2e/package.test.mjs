@@ -1,0 +1,40 @@
+// The packaged extension: only what it needs, small, with a manifest VS Code accepts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const VSIX = path.join(ROOT, 'socks-relay.vsix');
+
+test('the .vsix holds only the bundle, manifest, icons, README and LICENSE, and is under 300 KB', () => {
+  const files = execFileSync(path.join(ROOT, 'node_modules/.bin/vsce'), ['ls', '--no-dependencies'], { cwd: ROOT, encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .sort();
+  assert.deepEqual(files, ['LICENSE', 'README.md', 'dist/extension.js', 'media/icon.png', 'media/socks-relay.svg', 'package.json']);
+  const size = fs.statSync(VSIX).size;
+  assert.ok(size < 300 * 1024, `${size} bytes`);
+  const bundle = fs.readFileSync(path.join(ROOT, 'dist/extension.js'), 'utf8');
+  assert.ok(!bundle.includes('sourceMappingURL'), 'production bundle has no source map reference');
+  assert.ok(/require\("vscode"\)/.test(bundle), 'vscode stays external');
+});
+
+test('manifest: every contributed command has the SOCKS Relay category and an icon; tree-only commands are hidden from the palette', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const hidden = new Set(pkg.contributes.menus.commandPalette.filter((m) => m.when === 'false').map((m) => m.command));
+  for (const c of pkg.contributes.commands) {
+    assert.equal(c.category, 'SOCKS Relay', c.command);
+    assert.match(c.icon, /^\$\([a-z-]+\)$/, c.command);
+    const treeOnly = /^socksRelay\.(upstream|rule|session)\./.test(c.command);
+    assert.equal(hidden.has(c.command), treeOnly, `${c.command} hidden from palette iff tree-only`);
+  }
+  assert.deepEqual(pkg.extensionKind, ['workspace']);
+  for (const [key, prop] of Object.entries(pkg.contributes.configuration.properties)) {
+    assert.ok(prop.description || prop.markdownDescription, `${key} has a description`);
+    assert.ok('default' in prop, `${key} has a default`);
+    assert.ok(!/password/i.test(key) || key === 'socksRelay.auth.username', `${key}: no password settings`);
+  }
+});
