@@ -4,6 +4,10 @@ import { formatBytes, formatDuration } from './core/format';
 import { Logger } from './core/log';
 import { formatEndpoint } from './core/address';
 import { describeError } from './core/errors';
+import { readFileSync } from 'node:fs';
+import { buildRouter, cliRoutingConfig, RuleRouter } from './core/routing';
+import { redactUrl } from './core/upstream/url';
+import { defaultOptions } from './core/context';
 
 const USAGE = `Usage: socks-relay [options]
 
@@ -17,6 +21,10 @@ Options:
   --max-sessions N       concurrent session limit (default 4096)
   --idle-timeout SEC     close sessions idle this long (default 600)
   --log-level LEVEL      debug | info | warn | error (default info)
+  --upstream URL         send traffic through this upstream (socks5://, socks5h://, socks4://, socks4a://,
+                         http://, https://, direct); repeat it for a chain, in order. It is the default route.
+  --rules FILE           routing rules and named upstreams as JSON (see README "Upstreams and routing rules");
+                         re-read on SIGHUP
   -h, --help             show this help
 `;
 
@@ -56,6 +64,8 @@ async function main(): Promise<void> {
         'max-sessions': { type: 'string' },
         'idle-timeout': { type: 'string' },
         'log-level': { type: 'string' },
+        upstream: { type: 'string', multiple: true },
+        rules: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -72,6 +82,25 @@ async function main(): Promise<void> {
   const password = values.pass ?? process.env.SOCKS_RELAY_PASS;
   if ((values.user === undefined) !== (password === undefined)) fail('--user and --pass go together');
   const logger = makeLogger(level);
+  const rulesFile = values.rules;
+  const loadRouter = (): RuleRouter => {
+    let fileConfig: unknown;
+    if (rulesFile !== undefined) {
+      try {
+        fileConfig = JSON.parse(readFileSync(rulesFile, 'utf8'));
+      } catch (err) {
+        throw new Error(`--rules ${rulesFile}: ${redactUrl(describeError(err))}`, { cause: err });
+      }
+    }
+    return buildRouter(cliRoutingConfig(values.upstream ?? [], fileConfig), { connectTimeoutMs: defaultOptions.connectTimeoutMs, logger });
+  };
+  // Without --upstream/--rules the server keeps its built-in direct router (route "direct").
+  let router: RuleRouter | undefined;
+  try {
+    if (rulesFile !== undefined || values.upstream !== undefined) router = loadRouter();
+  } catch (err) {
+    fail(redactUrl(err instanceof Error ? err.message : String(err)));
+  }
   const server = new ProxyServer(
     {
       host: values.host ?? '127.0.0.1',
@@ -81,7 +110,21 @@ async function main(): Promise<void> {
       idleTimeoutMs: intOption(values['idle-timeout'], 'idle-timeout', 600, 0) * 1000,
     },
     logger,
+    router,
   );
+  if (router) logger.info(`routing: ${router.summary()}`);
+  if (rulesFile !== undefined) {
+    // Live reload: new sessions use the new rules, open ones keep their route.
+    process.on('SIGHUP', () => {
+      try {
+        const next = loadRouter();
+        server.setRouter(next);
+        logger.info(`SIGHUP: reloaded ${rulesFile}: ${next.summary()}`);
+      } catch (err) {
+        logger.error(`SIGHUP: kept the previous rules: ${redactUrl(err instanceof Error ? err.message : String(err))}`);
+      }
+    });
+  }
   server.registry.on('close', (s) => {
     const what = `${s.command ?? 'handshake'} ${s.destination ?? ''}`.trim();
     logger.info(`#${s.id} ${s.client} ${what} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)}, ${formatDuration(Date.now() - s.startedAt)})`);

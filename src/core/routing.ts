@@ -183,6 +183,26 @@ export class RuleRouter implements Router {
   upstreamNames(): string[] {
     return [...this.named.keys()];
   }
+
+  /** One line for logs: the upstreams (labels, no passwords), the rule count and the default route. */
+  summary(): string {
+    const ups = [...this.named].map(([name, d]) => `${name} = ${d.label}`);
+    return `${ups.length ? `upstreams: ${ups.join('; ')}; ` : ''}${this.rules.length} rule(s); ${this.defaultDecision.route}`;
+  }
+}
+
+/** The name `--upstream` URLs get in the CLI. */
+export const CLI_UPSTREAM = 'cli';
+
+/**
+ * The CLI's routing: `--rules FILE` (parsed JSON, same shape as the extension settings) plus `--upstream URL`
+ * (repeatable: a chain in order), which becomes the upstream named "cli" and the default route.
+ */
+export function cliRoutingConfig(upstreamUrls: readonly string[], fileConfig?: unknown): RoutingConfig {
+  const base = fileConfig === undefined ? {} : validateRoutingConfig(fileConfig);
+  if (upstreamUrls.length === 0) return base;
+  if (base.upstreams?.some((u) => u.name === CLI_UPSTREAM)) throw badConfig('--rules', `the upstream name "${CLI_UPSTREAM}" is reserved for --upstream`);
+  return { ...base, upstreams: [...(base.upstreams ?? []), { name: CLI_UPSTREAM, chain: [...upstreamUrls] }], default: CLI_UPSTREAM };
 }
 
 /** Validates `config` (e.g. parsed JSON) and builds a router; throws ProxyError with a clear, password-free message. */
