@@ -199,6 +199,13 @@ test('chains: ours → microsocks → dante(user) → target, and microsocks →
   });
   r = await curl(mixed.port, `http://localhost:${web.port}/mixed`);
   assert.equal(r.stdout, 'hello /mixed', r.stderr + mixed.logger.lines.join('\n'));
+  // TLS to the second hop, inside the tunnel through the first
+  const tlsSecond = await relayWith({
+    upstreams: [{ name: 't', chain: [`socks5h://127.0.0.1:${msNone.port}`, `https://${TLSP.user}:${TLSP.pass}@localhost:${tlsProxy.port}?ca=${encodeURIComponent(tlsProxy.certFile)}`] }],
+    default: 't',
+  });
+  r = await curl(tlsSecond.port, `http://localhost:${web.port}/tls-hop2`);
+  assert.equal(r.stdout, 'hello /tls-hop2', r.stderr + tlsSecond.logger.lines.join('\n'));
   // A wrong password on the second hop is reported as an auth failure of that hop.
   const badHop = await relayWith({ upstreams: [{ name: 'c', chain: [`socks5h://127.0.0.1:${msNone.port}`, `socks5h://${DANTE.user}:nope@127.0.0.1:${danteUser.port}`] }], default: 'c' });
   assert.equal(await replyCode(badHop.port, '127.0.0.1', web.port), 0x01);
@@ -342,4 +349,23 @@ test('health check: latency on success, the exact failure otherwise', { skip }, 
   const badUrl = await checkUpstream('socks9://x:y@h', target);
   assert.equal(badUrl.code, 'BAD_UPSTREAM_URL');
   assert.ok(!JSON.stringify(badUrl).includes(':y@'));
+});
+
+test('bulk data both ways through a two-hop chain (microsocks → dante) arrives intact', { skip }, async () => {
+  const proxy = await relayWith({ upstreams: [{ name: 'c', chain: [`socks5h://127.0.0.1:${msNone.port}`, `socks5h://127.0.0.1:${danteNone.port}`] }], default: 'c' });
+  const c = await rawConnect(proxy.port);
+  try {
+    c.write([5, 1, 0]);
+    await c.read(2);
+    c.write(encodeRequest({ command: 'connect', destination: endpoint('localhost', echo.port) }));
+    assert.equal((await c.read(10, 10_000))[1], 0x00);
+    const payload = Buffer.alloc(2 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7 + (i >> 10)) & 0xff;
+    c.socket.write(payload);
+    const back = await c.read(payload.length, 20_000);
+    assert.equal(back.length, payload.length);
+    assert.ok(back.equals(payload), 'echoed bytes differ');
+  } finally {
+    c.socket.destroy();
+  }
 });

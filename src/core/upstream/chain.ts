@@ -91,12 +91,19 @@ export class ChainDialer implements Dialer {
   async open(destination: Endpoint, command: CommandName, parent: AbortSignal): Promise<{ socket: Socket; bound: Endpoint }> {
     const dl = deadline(parent, this.options.connectTimeoutMs, `connecting through ${this.label}`);
     let socket: Socket | undefined;
+    // Between reads (e.g. while a socks5:// hop resolves a name) nothing else listens for errors: keep them from crashing us.
+    const guard = (): void => undefined;
+    const guarded: Socket[] = [];
     try {
       socket = await this.connectFirst(dl.signal);
+      guarded.push(socket.on('error', guard));
       let bound = NO_ADDRESS;
       for (let i = 0; i < this.hops.length; i++) {
         const hop = this.hops[i];
-        if (hop.tls) socket = await startTls(socket, hop, dl.signal);
+        if (hop.tls) {
+          socket = await startTls(socket, hop, dl.signal);
+          guarded.push(socket.on('error', guard));
+        }
         const last = i === this.hops.length - 1;
         const next = last ? destination : endpoint(this.hops[i + 1].host, this.hops[i + 1].port);
         bound = await handshake(socket, hop, last ? command : 'connect', next, dl.signal);
@@ -108,6 +115,7 @@ export class ChainDialer implements Dialer {
       if (err instanceof ProxyError && err.code === 'UPSTREAM_AUTH_FAILED') this.logger.warn(`upstream authentication failed: ${err.message}`);
       throw err;
     } finally {
+      for (const s of guarded) s.off('error', guard);
       dl.dispose();
     }
   }

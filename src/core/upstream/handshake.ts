@@ -45,6 +45,10 @@ export function readMessage<T>(socket: Socket, decode: (buf: Buffer) => Decoded<
       reject(signal.reason);
       return;
     }
+    if (socket.destroyed || socket.readableEnded) {
+      reject(new ProxyError('UPSTREAM_FAILED', `the upstream connection closed before its ${what}`, Reply.GENERAL_FAILURE));
+      return;
+    }
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.once('close', onEnd);
