@@ -11,7 +11,7 @@ import { defaultOptions } from './core/context';
 
 const USAGE = `Usage: socks-relay [options]
 
-Runs the SOCKS Relay proxy headless (SOCKS5 on the given port).
+Runs the SOCKS Relay proxy headless: SOCKS5, SOCKS4/4a and HTTP proxy clients on one port.
 
 Options:
   --host ADDR            address to listen on (default 127.0.0.1; use :: for all IPv6+IPv4)
@@ -21,6 +21,8 @@ Options:
   --max-sessions N       concurrent session limit (default 4096)
   --idle-timeout SEC     close sessions idle this long (default 600)
   --log-level LEVEL      debug | info | warn | error (default info)
+  --no-socks4            refuse SOCKS4/4a clients (they cannot send a password)
+  --no-http              refuse HTTP proxy clients (CONNECT and absolute-URI requests)
   --upstream URL         send traffic through this upstream (socks5://, socks5h://, socks4://, socks4a://,
                          http://, https://, direct); repeat it for a chain, in order. It is the default route.
   --rules FILE           routing rules and named upstreams as JSON (see README "Upstreams and routing rules");
@@ -64,6 +66,8 @@ async function main(): Promise<void> {
         'max-sessions': { type: 'string' },
         'idle-timeout': { type: 'string' },
         'log-level': { type: 'string' },
+        'no-socks4': { type: 'boolean' },
+        'no-http': { type: 'boolean' },
         upstream: { type: 'string', multiple: true },
         rules: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -108,6 +112,8 @@ async function main(): Promise<void> {
       users: values.user !== undefined && password !== undefined ? [{ username: values.user, password }] : [],
       maxSessions: intOption(values['max-sessions'], 'max-sessions', 4096, 1),
       idleTimeoutMs: intOption(values['idle-timeout'], 'idle-timeout', 600, 0) * 1000,
+      socks4: !values['no-socks4'],
+      http: !values['no-http'],
     },
     logger,
     router,

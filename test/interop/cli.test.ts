@@ -57,3 +57,22 @@ test('CLI: bad arguments are refused with usage', async () => {
   assert.match(r.stderr, /--port must be a whole number/);
   assert.match(r.stderr, /Usage: socks-relay/);
 });
+
+test('CLI: --no-http and --no-socks4 turn those protocols off on the shared port', async () => {
+  const web = await startHttpServer();
+  const child = spawn(process.execPath, [CLI, '--port', '0', '--no-http', '--no-socks4'], { env });
+  try {
+    const banner = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString())));
+    const port = /127\.0\.0\.1:(\d+)/.exec(banner)?.[1];
+    assert.ok(port, banner);
+    const viaHttp = await run('curl', ['-sS', '--max-time', '5', '-x', `http://127.0.0.1:${port}`, `http://127.0.0.1:${web.port}/`], { env });
+    assert.notEqual(viaHttp.code, 0, 'HTTP proxy refused');
+    const via4 = await run('curl', ['-sS', '--max-time', '5', '--socks4', `127.0.0.1:${port}`, `http://127.0.0.1:${web.port}/`], { env });
+    assert.notEqual(via4.code, 0, 'SOCKS4 refused');
+    const via5 = await run('curl', ['-sS', '--max-time', '5', '--socks5', `127.0.0.1:${port}`, `http://127.0.0.1:${web.port}/five`], { env });
+    assert.equal(via5.stdout, 'hello /five', via5.stderr);
+  } finally {
+    child.kill('SIGKILL');
+    await web.close();
+  }
+});
