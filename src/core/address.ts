@@ -22,6 +22,9 @@ export function normalizeIp(ip: string | undefined): string {
 
 /** Classifies a host string (IP literal, bracketed IPv6 or name) into an endpoint. */
 export function endpoint(host: string, port: number): Endpoint {
+  // Fast path (every CONNECT reply): net.isIP accepts only the canonical dotted quad (no leading zeros),
+  // which is already what Address4.correctForm() would return.
+  if (isIP(host) === 4) return { type: 'ipv4', host, port };
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   if (Address4.isValid(bare) && isIP(bare) === 4) return { type: 'ipv4', host: new Address4(bare).correctForm(), port };
   if (Address6.isValid(bare)) {
@@ -56,7 +59,7 @@ export function writeAddress(ep: Endpoint, out: Buffer, offset: number): number 
   switch (ep.type) {
     case 'ipv4': {
       out[o++] = ATYP.IPV4;
-      for (const b of new Address4(ep.host).toArray()) out[o++] = b;
+      o = writeIpv4(ep.host, out, o);
       break;
     }
     case 'ipv6': {
@@ -78,6 +81,34 @@ export function writeAddress(ep: Endpoint, out: Buffer, offset: number): number 
   }
   out.writeUInt16BE(ep.port, o);
   return o + 2;
+}
+
+/** Writes a dotted-quad IPv4 address as 4 bytes without a parser object (the reply of every CONNECT). */
+function writeIpv4(host: string, out: Buffer, offset: number): number {
+  let o = offset;
+  let v = 0;
+  let digits = 0;
+  for (let i = 0; i <= host.length; i++) {
+    const c = i < host.length ? host.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      if (digits === 0 || v > 255 || o - offset >= 4) return writeIpv4Slow(host, out, offset);
+      out[o++] = v;
+      v = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39 && digits < 3) {
+      v = v * 10 + (c - 0x30);
+      digits++;
+    } else {
+      return writeIpv4Slow(host, out, offset);
+    }
+  }
+  return o - offset === 4 ? o : writeIpv4Slow(host, out, offset);
+}
+
+function writeIpv4Slow(host: string, out: Buffer, offset: number): number {
+  let o = offset;
+  for (const b of new Address4(host).toArray()) out[o++] = b;
+  return o;
 }
 
 export function encodeAddress(ep: Endpoint): Buffer {

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { formatEndpoint, normalizeIp } from './address';
 
 export type SessionProtocol = 'socks5' | 'socks4' | 'http';
 export type SessionCommand = 'connect' | 'bind' | 'udp-associate' | 'http';
@@ -40,6 +41,12 @@ interface ByteSource {
   readonly bytesWritten: number;
 }
 
+/** Where a client connected from: its socket's remote address and port, read when the session opens. */
+export interface ClientAddress {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+}
+
 /**
  * One proxied connection. Byte counts are read from the sockets on demand (Node keeps them anyway),
  * so the relay path emits no per-chunk events.
@@ -47,7 +54,9 @@ interface ByteSource {
 export class Session {
   readonly id: number;
   readonly protocol: SessionProtocol;
-  readonly client: string;
+  /** The client's `host:port`, formatted on first use (most sessions are never shown). */
+  private clientLabel: string | undefined;
+  private readonly clientPeer: ClientAddress | undefined;
   readonly startedAt = Date.now();
   command: SessionCommand | undefined;
   user: string | undefined;
@@ -72,11 +81,20 @@ export class Session {
     private readonly registry: SessionRegistry,
     id: number,
     protocol: SessionProtocol,
-    client: string,
+    client: string | ClientAddress,
   ) {
     this.id = id;
     this.protocol = protocol;
-    this.client = client;
+    if (typeof client === 'string') this.clientLabel = client;
+    else this.clientPeer = client;
+  }
+
+  get client(): string {
+    if (this.clientLabel === undefined) {
+      const peer = this.clientPeer;
+      this.clientLabel = formatEndpoint({ host: normalizeIp(peer?.remoteAddress ?? '?'), port: peer?.remotePort ?? 0 });
+    }
+    return this.clientLabel;
   }
 
   get bytesUp(): number {
@@ -165,7 +183,9 @@ export interface RegistryEvents {
 export class SessionRegistry extends EventEmitter<RegistryEvents> {
   private nextId = 1;
   private readonly live = new Map<number, Session>();
-  private readonly closed: SessionInfo[] = [];
+  /** Closed sessions are frozen, so their snapshots are taken only when someone asks (and then cached). */
+  private readonly closed: Session[] = [];
+  private closedInfo: SessionInfo[] | undefined;
   private closedTotals = { bytesUp: 0, bytesDown: 0, datagramsUp: 0, datagramsDown: 0 };
   private opened = 0;
 
@@ -173,7 +193,8 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
     super();
   }
 
-  open(protocol: SessionProtocol, client: string): Session {
+  /** `client` is a `host:port` label or the client's address (formatted only when someone asks). */
+  open(protocol: SessionProtocol, client: string | ClientAddress): Session {
     const s = new Session(this, this.nextId++, protocol, client);
     this.live.set(s.id, s);
     this.opened++;
@@ -189,8 +210,9 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
     this.closedTotals.datagramsUp += s.datagramsUp;
     this.closedTotals.datagramsDown += s.datagramsDown;
     if (this.keepClosed > 0) {
-      this.closed.push(s.info());
+      this.closed.push(s);
       if (this.closed.length > this.keepClosed) this.closed.splice(0, this.closed.length - this.keepClosed);
+      this.closedInfo = undefined;
     }
     this.emit('close', s);
   }
@@ -212,11 +234,13 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
   }
 
   recentlyClosed(): readonly SessionInfo[] {
-    return this.closed;
+    this.closedInfo ??= this.closed.map((s) => s.info());
+    return this.closedInfo;
   }
 
   clearClosed(): void {
     this.closed.length = 0;
+    this.closedInfo = undefined;
     this.emit('cleared');
   }
 

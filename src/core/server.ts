@@ -11,8 +11,40 @@ import { serveSocks4 } from './socks4/handler';
 import { serveHttp } from './http/handler';
 import { closeWith } from './socket-util';
 
+/** `host:port` of a connection's client, for log lines. */
+function clientLabel(socket: net.Socket): string {
+  return formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 });
+}
+
+/** A connection's context: a small object per connection, its methods shared. */
+class Context implements ConnectionContext {
+  constructor(
+    private readonly server: ProxyServer,
+    private readonly socket: net.Socket,
+    readonly options: Readonly<ProxyOptions>,
+    readonly logger: Logger,
+    readonly router: Router,
+    readonly overLimit: boolean,
+  ) {}
+
+  handshakeDone(): void {
+    this.server.handshakeDone(this.socket);
+  }
+
+  acquireUdp(): boolean {
+    return this.server.acquireUdpSlot();
+  }
+
+  releaseUdp(): void {
+    this.server.releaseUdpSlot();
+  }
+}
+
 /** Connections over the session limit that may still finish a handshake to get a proper refusal. */
 const HANDSHAKE_GRACE = 64;
+
+/** Accept queue length (Node's default is 511; the kernel caps it at net.core.somaxconn). */
+const LISTEN_BACKLOG = 4096;
 
 /** Handles a connection once its protocol is known from the first byte. */
 export type ProtocolHandler = (socket: net.Socket, first: Buffer, ctx: ConnectionContext, server: ProxyServer) => void;
@@ -92,7 +124,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
         this.server = undefined;
         reject(err);
       });
-      server.listen({ host: this.opts.host, port: this.opts.port, ipv6Only: false }, () => {
+      server.listen({ host: this.opts.host, port: this.opts.port, ipv6Only: false, backlog: LISTEN_BACKLOG }, () => {
         server.removeAllListeners('error');
         server.on('error', (err) => {
           this.logger.error(`listener error: ${describeError(err)}`);
@@ -112,6 +144,9 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     if (!server) return;
     this.server = undefined;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
+    this.handshakes.clear();
     for (const s of this.registry.sessions()) s.closer?.('proxy stopped');
     for (const socket of this.sockets) socket.destroy();
     await closed;
@@ -130,42 +165,71 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.udpAssociations--;
   };
 
+  /**
+   * Handshake deadlines: one timer for all connections instead of one per connection. Entries are kept in
+   * arrival order, so with a fixed timeout the first one is always the next to expire. (After the timeout
+   * is lowered with configure(), a newer entry can wait behind an older one: at most the old timeout.)
+   */
+  private readonly handshakes = new Map<net.Socket, number>();
+  private handshakeTimer: NodeJS.Timeout | undefined;
+
+  private readonly sweepHandshakes = (): void => {
+    this.handshakeTimer = undefined;
+    const now = Date.now();
+    for (const [socket, deadline] of this.handshakes) {
+      if (deadline > now) {
+        this.armHandshakeTimer(deadline - now);
+        return;
+      }
+      this.handshakes.delete(socket);
+      this.logger.warn(`${clientLabel(socket)}: handshake not completed within ${this.opts.handshakeTimeoutMs} ms; closing`);
+      socket.destroy();
+    }
+  };
+
+  private armHandshakeTimer(ms: number): void {
+    this.handshakeTimer = setTimeout(this.sweepHandshakes, ms);
+    this.handshakeTimer.unref();
+  }
+
+  /** Stops a connection's handshake deadline (idempotent). */
+  handshakeDone(socket: net.Socket): void {
+    this.handshakes.delete(socket);
+  }
+
+  // Listeners shared by every connection (`this` is the socket), not two new closures per connection.
+  private readonly onSocketClose = ((server: ProxyServer) =>
+    function (this: net.Socket): void {
+      server.sockets.delete(this);
+      server.handshakes.delete(this);
+    })(this);
+
+  private readonly onSocketError = ((server: ProxyServer) =>
+    function (this: net.Socket, err: Error): void {
+      server.logger.debug(`${clientLabel(this)}: ${describeError(err)}`);
+    })(this);
+
   private onConnection(socket: net.Socket): void {
-    const client = formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 });
     const live = this.sockets.size;
     if (live >= this.opts.maxSessions + HANDSHAKE_GRACE) {
-      this.logger.warn(`${client}: connection dropped: ${live} connections open (limit ${this.opts.maxSessions})`);
+      this.logger.warn(`${clientLabel(socket)}: connection dropped: ${live} connections open (limit ${this.opts.maxSessions})`);
       socket.destroy();
       return;
     }
     this.sockets.add(socket);
-    socket.on('error', (err) => this.logger.debug(`${client}: ${describeError(err)}`));
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onSocketClose);
     // An absolute deadline, not socket.setTimeout: a client trickling one byte at a time must not extend it.
     const handshakeTimeout = this.opts.handshakeTimeoutMs;
-    const deadline =
-      handshakeTimeout > 0
-        ? setTimeout(() => {
-            this.logger.warn(`${client}: handshake not completed within ${handshakeTimeout} ms; closing`);
-            socket.destroy();
-          }, handshakeTimeout)
-        : undefined;
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      clearTimeout(deadline);
-    });
-    const ctx: ConnectionContext = {
-      options: this.opts,
-      logger: this.logger,
-      router: this.routerImpl,
-      overLimit: live >= this.opts.maxSessions,
-      handshakeDone: () => clearTimeout(deadline),
-      acquireUdp: this.acquireUdp,
-      releaseUdp: this.releaseUdp,
-    };
+    if (handshakeTimeout > 0) {
+      this.handshakes.set(socket, Date.now() + handshakeTimeout);
+      if (this.handshakeTimer === undefined) this.armHandshakeTimer(handshakeTimeout);
+    }
+    const ctx = new Context(this, socket, this.opts, this.logger, this.routerImpl, live >= this.opts.maxSessions);
     socket.once('data', (first: Buffer) => {
       const handler = this.handlers.get(first[0]) ?? this.handlers.get(-1);
       if (!handler) {
-        this.logger.warn(`${client}: unsupported protocol (first byte 0x${first[0].toString(16).padStart(2, '0')}); closing`);
+        this.logger.warn(`${clientLabel(socket)}: unsupported protocol (first byte 0x${first[0].toString(16).padStart(2, '0')}); closing`);
         closeWith(socket);
         return;
       }
@@ -173,9 +237,19 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     });
   }
 
+  /** Shared by every connection's context. */
+  acquireUdpSlot(): boolean {
+    return this.acquireUdp();
+  }
+
+  releaseUdpSlot(): void {
+    this.releaseUdp();
+  }
+
   /** Opens a registry session for a connection of the given protocol. */
   openSession(protocol: SessionProtocol, socket: net.Socket) {
-    return this.registry.open(protocol, formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 }));
+    // The address is read now (the socket forgets it once closed); the label is formatted only when used.
+    return this.registry.open(protocol, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
   }
 
   private serveSocks5(socket: net.Socket, first: Buffer, ctx: ConnectionContext): void {

@@ -36,20 +36,22 @@ export class Socks5Connection {
   private stage: Stage = 'greeting';
   /** Set while a dial or BIND is in flight (closing the client aborts it); dropped once relaying. */
   private abort: AbortController | undefined;
-  private readonly tag: string;
-
   constructor(
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
     private readonly session: Session,
   ) {
-    this.tag = `#${session.id} ${session.client}`;
     socket.on('data', this.onData);
     socket.once('close', () => {
       // Only when something is in flight: abort() builds a DOMException (with a stack), per connection.
       this.abort?.abort();
       if (this.stage !== 'done') this.session.close('client closed during handshake');
     });
+  }
+
+  /** `#id client` for log lines, formatted only when a line is written. */
+  private get tag(): string {
+    return `#${this.session.id} ${this.session.client}`;
   }
 
   /** Feeds the bytes the protocol sniffer already read. */
@@ -144,13 +146,14 @@ export class Socks5Connection {
 
   private handleRequest(req: Request): void {
     const dest = req.destination;
-    this.session.update({ command: req.command, destination: formatEndpoint(dest), state: 'connecting' });
     if (this.ctx.overLimit) {
+      this.session.update({ command: req.command, destination: formatEndpoint(dest), state: 'connecting' });
       this.refuse(Reply.GENERAL_FAILURE, `session limit (${this.ctx.options.maxSessions}) reached`, 'warn');
       return;
     }
     const decision = this.ctx.router.decide(dest, { command: req.command, user: this.session.user });
-    this.session.update({ route: decision.route });
+    // One 'change' event for command, destination, route and state.
+    this.session.update({ command: req.command, destination: formatEndpoint(dest), route: decision.route, state: 'connecting' });
     if (decision.action === 'block') {
       this.refuse(Reply.NOT_ALLOWED, `blocked by ${decision.route}`);
       return;
