@@ -228,6 +228,28 @@ test('a new terminal is routed: curl through $ALL_PROXY shows up in Sessions and
   await shot('workbench-running');
 });
 
+test('tests an upstream from the tree (exact failure shown), uses it, and goes back to direct', async () => {
+  const pane = page.locator('.pane', { hasText: 'Configuration' });
+  const lab = pane.locator('.monaco-list-row', { hasText: 'lab' }).first();
+  await lab.hover();
+  await lab.locator('a.action-label[aria-label="Test Upstream"]').click();
+  // Nothing listens on the lab upstream's port: the notification names the refusal.
+  const toast = page.locator('.notification-toast', { hasText: 'could not reach' });
+  await toast.waitFor({ state: 'visible', timeout: 20_000 });
+  assert.match(await toast.innerText(), /"lab" could not reach example\.com:443: .*refused/i);
+  await toast.locator('.codicon-notifications-clear, .codicon-close').first().click().catch(() => undefined);
+  await lab.hover();
+  await lab.locator('a.action-label[aria-label="Use This Upstream"]').click();
+  await waitFor('lab active', async () => ((await viewRows('Configuration')).some((r) => r.startsWith('lab') && r.endsWith('· active')) ? true : undefined));
+  // New sessions take the new route at once: through the dead upstream the client gets X'05'.
+  await type(`curl -sS --max-time 10 --noproxy '' -x "$ALL_PROXY" http://127.0.0.1:${webPort}/hello; echo "via-lab-exit=$?"`);
+  await waitForTerminalText(page, 'via-lab-exit=97');
+  const direct = pane.locator('.monaco-list-row', { hasText: 'Direct' }).first();
+  await direct.hover();
+  await direct.locator('a.action-label[aria-label="Use This Upstream"]').click();
+  await waitFor('direct active', async () => ((await viewRows('Configuration')).some((r) => r.startsWith('Upstreams default route: direct')) ? true : undefined));
+});
+
 test('adds a blocking rule from the tree; a request that matches it is refused and shown as failed', async () => {
   const row = page.locator('.pane', { hasText: 'Configuration' }).locator('.monaco-list-row', { hasText: 'Rules' }).first();
   await row.hover();
