@@ -1,11 +1,26 @@
 // Runs SOCKS Relay's engine (bundled by bench/run.mjs from src/core) in a process of its own, so the
 // bench can read its memory from /proc and the load generator does not share its event loop.
-// Usage: node bench/proxy-runner.mjs ENGINE_BUNDLE PORT [--ui]
+// Usage: node bench/proxy-runner.mjs ENGINE_BUNDLE PORT [--ui] [--workers N]
+// --workers N runs N processes sharing the port through node:cluster with SCHED_NONE (the kernel spreads
+// the connections), as `socks-relay --workers N` does; each has its own registry.
 // --ui attaches what the VS Code UI does: listeners on open/change/close and a 1 s timer that reads
 // registry.totals() and registry.snapshot() for the status bar and the sessions view.
+import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
 
 const [engine, portArg, ...flags] = process.argv.slice(2);
+const workers = flags.includes('--workers') ? Number(flags[flags.indexOf('--workers') + 1]) : 1;
+if (workers > 1 && cluster.isPrimary) {
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  for (let i = 0; i < workers; i++) cluster.fork();
+  const all = (sig) => Object.values(cluster.workers).forEach((w) => w.process.kill(sig));
+  process.on('SIGUSR2', () => all('SIGUSR2'));
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => (all('SIGKILL'), process.exit(0)));
+} else {
+  serve();
+}
+
+function serve() {
 const { ProxyServer } = createRequire(import.meta.url)(engine);
 
 const server = new ProxyServer({
@@ -47,3 +62,4 @@ process.on('SIGUSR2', () => globalThis.gc?.());
 
 server.listen().then(() => console.log('ready'));
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));
+}

@@ -50,6 +50,7 @@ const PROXIES = [
   { key: 'direct', label: 'direct (no proxy)', port: 0, udp: true },
   { key: 'relay', label: 'SOCKS Relay', port: 19310, udp: true, many: true, gc: true },
   { key: 'relay-ui', label: 'SOCKS Relay + UI', port: 19311, udp: true, gc: true },
+  { key: 'relay-w2', label: 'SOCKS Relay, 2 workers', port: 19316, udp: false, gc: true },
   ...(BEFORE ? [{ key: 'relay-before', label: 'SOCKS Relay (before)', port: 19315, udp: true, gc: true }] : []),
   { key: 'node', label: 'minimal Node relay', port: 19312, udp: false, peer: true, gc: true },
   { key: 'dante', label: 'dante-server', port: 19313, udp: true, peer: true },
@@ -230,6 +231,8 @@ function commandFor(p, dir) {
   switch (p.key) {
     case 'relay':
       return [node, ['--expose-gc', path.join(BENCH, 'proxy-runner.mjs'), path.join(BUILD, 'engine.cjs'), p.port]];
+    case 'relay-w2':
+      return [node, ['--expose-gc', path.join(BENCH, 'proxy-runner.mjs'), path.join(BUILD, 'engine.cjs'), p.port, '--workers', '2']];
     case 'relay-before':
       return [node, ['--expose-gc', path.join(BENCH, 'proxy-runner.mjs'), path.join(BUILD, 'engine-before.cjs'), p.port]];
     case 'relay-ui':
@@ -529,6 +532,11 @@ async function main() {
       if (vals.length) per.best.push(mine / (m.higher ? Math.max(...vals) : Math.min(...vals)));
       const ui = raw['relay-ui']?.[m.key]?.[r];
       if (ui !== undefined && mine > 0) per.ui.push(ui / mine);
+      const w2 = raw['relay-w2']?.[m.key]?.[r];
+      for (const peer of ['dante', 'node']) {
+        const v = raw[peer]?.[m.key]?.[r];
+        if (w2 !== undefined && v !== undefined && v > 0) (per[`w2${peer}`] ??= []).push(w2 / v);
+      }
       const before = raw['relay-before']?.[m.key]?.[r];
       if (before !== undefined && before > 0) per.before.push(mine / before);
     }
@@ -551,6 +559,15 @@ async function main() {
     },
     { text: 'connection rate >= 1.5x dante-server', met: ge(R('rate', 'dante'), 1.5), measured: `${fmt(R('rate', 'dante'), 2)}x` },
     { text: 'connection rate >= 1.0x minimal Node relay', met: ge(R('rate', 'node'), 1), measured: `${fmt(R('rate', 'node'), 2)}x` },
+    ...(R('rate', 'w2dante') !== undefined
+      ? [
+          {
+            text: 'with --workers 2: connection rate >= 1.5x dante-server and >= 1.0x minimal Node relay',
+            met: both(ge(R('rate', 'w2dante'), 1.5), ge(R('rate', 'w2node'), 1)),
+            measured: `${fmt(R('rate', 'w2dante'), 2)}x dante, ${fmt(R('rate', 'w2node'), 2)}x minimal Node relay; throughput ${fmt(R('up', 'w2node'), 2)}x/${fmt(R('down', 'w2node'), 2)}x minimal Node relay up/down`,
+          },
+        ]
+      : []),
     {
       text: `memory <= 10 KB per idle session above the baseline`,
       met: results.relay?.mem === undefined ? undefined : results.relay.mem <= 10,

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { buildRouter, cliRoutingConfig, RuleRouter } from './core/routing';
 import { redactUrl } from './core/upstream/url';
 import { defaultOptions } from './core/context';
+import cluster from 'node:cluster';
 
 const USAGE = `Usage: socks-relay [options]
 
@@ -27,6 +28,8 @@ Options:
                          http://, https://, direct); repeat it for a chain, in order. It is the default route.
   --rules FILE           routing rules and named upstreams as JSON (see README "Upstreams and routing rules");
                          re-read on SIGHUP
+  --workers N            serve from N processes (node:cluster, the kernel spreads connections; each process
+                         has its own session limit and log of sessions) (default 1)
   -h, --help             show this help
 `;
 
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
         'no-http': { type: 'boolean' },
         upstream: { type: 'string', multiple: true },
         rules: { type: 'string' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -79,6 +83,11 @@ async function main(): Promise<void> {
   }
   if (values.help) {
     process.stdout.write(USAGE);
+    return;
+  }
+  const workers = intOption(values.workers, 'workers', 1, 1, 64);
+  if (workers > 1 && cluster.isPrimary) {
+    runWorkers(workers);
     return;
   }
   const level = (values['log-level'] ?? 'info') as Level;
@@ -143,7 +152,8 @@ async function main(): Promise<void> {
     fail(code === 'EADDRINUSE' ? `port ${values.port ?? 1080} is already in use; pick another with --port (0 picks a free one)` : describeError(err));
   }
   const where = formatEndpoint({ host: address.address, port: address.port });
-  process.stdout.write(`SOCKS Relay listening on ${where} (socks5://${where})${values.user ? ' with username/password authentication' : ''}\n`);
+  // With --workers every process listens on the same port; one line is enough.
+  if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(`SOCKS Relay listening on ${where} (socks5://${where})${values.user ? ' with username/password authentication' : ''}\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);
@@ -153,6 +163,29 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** --workers N: forks N copies of this CLI sharing the listening socket; the kernel hands out the connections. */
+function runWorkers(n: number): void {
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  let exitCode = 0;
+  let stopping = false;
+  for (let i = 0; i < n; i++) cluster.fork();
+  cluster.on('exit', (_worker, code, signal) => {
+    if (!stopping) {
+      // One worker failed (e.g. the port is taken): stop the others and report its exit code.
+      stopping = true;
+      exitCode = code ?? (signal ? 1 : 0);
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    }
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (sig !== 'SIGHUP') stopping = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(sig);
+    });
+  }
 }
 
 void main();
