@@ -156,6 +156,9 @@ async function main(): Promise<void> {
   if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(`SOCKS Relay listening on ${where} (socks5://${where})${values.user ? ' with username/password authentication' : ''}\n`);
   let stopping = false;
   const stop = (signal: string): void => {
+    // A second Ctrl-C forces the exit; a worker ignores it, since Ctrl-C reaches it both from the
+    // terminal and from the primary forwarding it, and the first one already started a clean shutdown.
+    if (stopping && cluster.isWorker) return;
     if (stopping) process.exit(1);
     stopping = true;
     logger.info(`${signal}: shutting down`);

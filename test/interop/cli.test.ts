@@ -76,3 +76,30 @@ test('CLI: --no-http and --no-socks4 turn those protocols off on the shared port
     await web.close();
   }
 });
+
+test('CLI: --workers 2 serves from two processes and Ctrl-C stops them all cleanly', async () => {
+  const web = await startHttpServer();
+  const child = spawn(process.execPath, [CLI, '--port', '0', '--workers', '2'], { env, detached: true });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    const banner = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString())));
+    const port = /127\.0\.0\.1:(\d+)/.exec(banner)?.[1];
+    assert.ok(port, banner);
+    for (let i = 0; i < 4; i++) {
+      const r = await run('curl', ['-sS', '--max-time', '5', '--socks5', `127.0.0.1:${port}`, `http://127.0.0.1:${web.port}/w${i}`], { env });
+      assert.equal(r.stdout, `hello /w${i}`, r.stderr);
+    }
+    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // Like Ctrl-C in a terminal: SIGINT to the whole process group (primary and workers).
+    process.kill(-(child.pid as number), 'SIGINT');
+    assert.equal(await exit, 0, stderr);
+  } finally {
+    try {
+      process.kill(-(child.pid as number), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await web.close();
+  }
+});
