@@ -1,5 +1,7 @@
 import type { Socket } from 'node:net';
+import type { ConnectionContext } from './context';
 import { describeError } from './errors';
+import type { Session } from './registry';
 
 export interface RelayOptions {
   /** Close both sides after this long with no traffic either way (0 = never). */
@@ -15,7 +17,7 @@ export interface RelayOptions {
  *   and the reverse direction keeps flowing until it ends too.
  * - Errors: if either side fails, the other is reset (RST), never ended cleanly, so the peer
  *   cannot mistake a truncated stream for a complete one.
- * No per-chunk listeners are added: byte counts come from socket.bytesRead/bytesWritten.
+ * Nothing is allocated or emitted per chunk: byte counts come from socket.bytesRead/bytesWritten.
  */
 export function relay(client: Socket, target: Socket, options: RelayOptions): () => void {
   let failure: string | undefined;
@@ -70,4 +72,21 @@ function forward(from: Socket, to: Socket): void {
   from.on('end', () => to.end());
   // The handshake paused the client socket; a 'data' listener alone does not restart a paused stream.
   from.resume();
+}
+
+/**
+ * Puts an established session on the relay: bytes that arrived glued to the request go first, the
+ * session counts what crosses `target`, and it closes (with the failure, if any) when both sides have.
+ */
+export function relaySession(client: Socket, target: Socket, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>, tag: string): void {
+  if (leftover.length > 0) client.unshift(leftover);
+  session.track(target);
+  session.update({ state: 'open' });
+  session.closer = relay(client, target, {
+    idleTimeoutMs: ctx.options.idleTimeoutMs,
+    onClose: (error) => {
+      if (error) ctx.logger.debug(`${tag}: ${session.destination} ended: ${error}`);
+      session.close(error ?? 'ok');
+    },
+  });
 }

@@ -17,7 +17,7 @@ import type { ConnectionContext } from '../context';
 import type { Dialer } from '../dialer';
 import { describeError, Reply, replyForError } from '../errors';
 import type { Session } from '../registry';
-import { relay } from '../relay';
+import { relaySession } from '../relay';
 import type { ProtocolHandler, ProxyServer } from '../server';
 import { closeWith } from '../socket-util';
 import { encodeSimpleResponse, HttpTarget, parseAbsoluteTarget, parseBasicCredentials, parseConnectTarget, statusForParseError, stripHopByHop, targetScheme } from './parse';
@@ -371,17 +371,8 @@ class HttpConnection {
       return;
     }
     sock.write(ESTABLISHED);
-    // Bytes the client sent right behind the CONNECT head go first.
-    if (head.length > 0) sock.unshift(head);
     this.ctx.logger.debug(`${tag}: CONNECT ${session.destination} via ${session.route}`);
-    session.track(upstream);
-    session.update({ state: 'open' });
-    session.closer = relay(sock, upstream, {
-      idleTimeoutMs: this.ctx.options.idleTimeoutMs,
-      onClose: (error) => {
-        if (error) this.ctx.logger.debug(`${tag}: ${session.destination} ended: ${error}`);
-        session.close(error ?? 'ok');
-      },
-    });
+    // Bytes the client sent right behind the CONNECT head go first.
+    relaySession(sock, upstream, head, session, this.ctx, tag);
   }
 }

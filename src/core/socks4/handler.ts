@@ -4,7 +4,7 @@ import type { ConnectionContext } from '../context';
 import type { Dialer } from '../dialer';
 import { describeError, ProxyError, Reply } from '../errors';
 import type { Session } from '../registry';
-import { relay } from '../relay';
+import { relaySession } from '../relay';
 import type { ProtocolHandler } from '../server';
 import { closeWith } from '../socket-util';
 import { decodeSocks4Request, encodeSocks4Reply, Socks4Reply, Socks4ReplyCode, socks4ReplyName, Socks4Request } from './protocol';
@@ -113,18 +113,9 @@ export class Socks4Connection {
   private startRelay(target: Socket): void {
     const leftover = this.buf;
     this.buf = EMPTY;
-    // Bytes that arrived glued to the request go first.
-    if (leftover.length > 0) this.socket.unshift(leftover);
-    this.session.track(target);
-    this.session.update({ state: 'open' });
-    this.session.closer = relay(this.socket, target, {
-      idleTimeoutMs: this.ctx.options.idleTimeoutMs,
-      onClose: (error) => {
-        if (error) this.ctx.logger.debug(`${this.tag}: ${this.session.destination} ended: ${error}`);
-        this.session.close(error ?? 'ok');
-      },
-    });
+    relaySession(this.socket, target, leftover, this.session, this.ctx, this.tag);
   }
+
 
   private async connect(dest: Endpoint, dialer: Dialer): Promise<void> {
     const target = await dialer.dial(dest, { signal: this.abort.signal });

@@ -6,7 +6,7 @@ import type { ConnectionContext } from '../context';
 import type { Dialer, UdpPath } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyForError, replyName } from '../errors';
 import type { Session } from '../registry';
-import { relay } from '../relay';
+import { relaySession } from '../relay';
 import { closeWith } from '../socket-util';
 import {
   decodeGreeting,
@@ -175,18 +175,9 @@ export class Socks5Connection {
     this.abort = undefined;
     const leftover = this.buf;
     this.buf = EMPTY;
-    // Bytes that arrived glued to the request go first.
-    if (leftover.length > 0) this.socket.unshift(leftover);
-    this.session.track(target);
-    this.session.update({ state: 'open' });
-    this.session.closer = relay(this.socket, target, {
-      idleTimeoutMs: this.ctx.options.idleTimeoutMs,
-      onClose: (error) => {
-        if (error) this.ctx.logger.debug(`${this.tag}: ${this.session.destination} ended: ${error}`);
-        this.session.close(error ?? 'ok');
-      },
-    });
+    relaySession(this.socket, target, leftover, this.session, this.ctx, this.tag);
   }
+
 
   private async connect(dest: Endpoint, dialer: Dialer, signal: AbortSignal): Promise<void> {
     const target = await dialer.dial(dest, { signal });
