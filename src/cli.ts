@@ -42,7 +42,7 @@ function makeLogger(min: Level): Logger {
     if (levels.indexOf(level) < at) return;
     process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${message}\n`);
   };
-  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
+  return { debugEnabled: at === 0, debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
 }
 
 function fail(message: string): never {

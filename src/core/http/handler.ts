@@ -289,7 +289,7 @@ class HttpConnection {
         }
       });
       res.once('finish', () => {
-        this.ctx.logger.debug(`${tag}: ${req.method ?? '?'} ${session.destination}${target.path.length > 80 ? target.path.slice(0, 80) + '…' : target.path} → ${status} via ${session.route}`);
+        if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${tag}: ${req.method ?? '?'} ${session.destination}${target.path.length > 80 ? target.path.slice(0, 80) + '…' : target.path} → ${status} via ${session.route}`);
         done('ok');
       });
     });
@@ -371,7 +371,7 @@ class HttpConnection {
       return;
     }
     sock.write(ESTABLISHED);
-    this.ctx.logger.debug(`${tag}: CONNECT ${session.destination} via ${session.route}`);
+    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${tag}: CONNECT ${session.destination} via ${session.route}`);
     // Bytes the client sent right behind the CONNECT head go first.
     relaySession(sock, upstream, head, session, this.ctx, tag);
   }

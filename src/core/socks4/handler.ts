@@ -81,7 +81,7 @@ export class Socks4Connection {
     const dest = req.destination;
     this.session.update({ command: req.command, destination: formatEndpoint(dest), state: 'connecting' });
     const version = req.socks4a ? 'SOCKS4a' : 'SOCKS4';
-    this.ctx.logger.debug(`${this.tag}: ${version} ${req.command.toUpperCase()} ${formatEndpoint(dest)} user id "${req.userId}"`);
+    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: ${version} ${req.command.toUpperCase()} ${formatEndpoint(dest)} user id "${req.userId}"`);
     if (!options.socks4) {
       this.refuse('SOCKS4 is disabled in the configuration', 'warn');
       return;
@@ -125,7 +125,7 @@ export class Socks4Connection {
       return;
     }
     this.socket.write(encodeSocks4Reply(Socks4Reply.GRANTED, endpointOfSocket(target.localAddress, target.localPort)));
-    this.ctx.logger.debug(`${this.tag}: SOCKS4 CONNECT ${this.session.destination} via ${this.session.route}`);
+    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: SOCKS4 CONNECT ${this.session.destination} via ${this.session.route}`);
     this.startRelay(target);
   }
 

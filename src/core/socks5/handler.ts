@@ -187,7 +187,7 @@ export class Socks5Connection {
       return;
     }
     this.socket.write(encodeReply(Reply.SUCCEEDED, endpointOfSocket(target.localAddress, target.localPort)));
-    this.ctx.logger.debug(`${this.tag}: CONNECT ${this.session.destination} via ${this.session.route}`);
+    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: CONNECT ${this.session.destination} via ${this.session.route}`);
     this.startRelay(target);
   }
 
