@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
 import { describeError, ProxyError } from '../core/errors';
 import { parseMatch } from '../core/rules';
-import { parseUpstreamUrl, redactUrl } from '../core/upstream/url';
+import { parseUpstreamUrl, redactUrl, UpstreamSpec } from '../core/upstream/url';
+import { withPassword } from '../ui/routing-config';
 import { proxyUrl } from '../ui/env';
 import type { ViewNode } from '../ui/sessions-model';
 import type { RuleSetting, UpstreamSetting } from '../ui/settings';
@@ -47,12 +48,29 @@ function splitChain(text: string): string[] {
     .filter(Boolean);
 }
 
+/**
+ * Parses a hop URL that may name a user without a password: the password is asked for in the next
+ * step and kept in secret storage, so the URL is checked as if it carried one.
+ */
+function parseHop(url: string): { spec: UpstreamSpec; inlinePassword: string | undefined } {
+  let inline: string | undefined;
+  try {
+    const u = new URL(url.trim());
+    inline = u.password !== '' ? decodeURIComponent(u.password) : undefined;
+  } catch {
+    // parseUpstreamUrl reports what is wrong with it
+  }
+  const takesPassword = /^(socks5h?|https?):/i.test(url.trim());
+  const spec = parseUpstreamUrl(inline === undefined && takesPassword ? withPassword(url, 'placeholder') : url);
+  return { spec, inlinePassword: inline };
+}
+
 function validateChain(text: string): string | undefined {
   const hops = splitChain(text);
   if (hops.length === 0) return 'Enter an upstream URL, e.g. socks5h://proxy.example:1080 (several, separated by commas, make a chain)';
   for (const h of hops) {
     try {
-      const spec = parseUpstreamUrl(h);
+      const { spec } = parseHop(h);
       if (spec.kind === 'direct' && hops.length > 1) return '"direct" cannot be part of a chain';
     } catch (err) {
       return err instanceof ProxyError ? err.message : describeError(err);
@@ -66,16 +84,15 @@ function splitSecrets(hops: string[]): { urls: string[]; passwords: (string | un
   const urls: string[] = [];
   const passwords: (string | undefined)[] = [];
   for (const h of hops) {
-    const spec = parseUpstreamUrl(h);
-    if (spec.kind !== 'direct' && spec.password !== undefined) {
+    const { inlinePassword } = parseHop(h);
+    if (inlinePassword !== undefined) {
       const u = new URL(h.trim());
       u.password = '';
       urls.push(u.toString().replace(/\/$/, ''));
-      passwords.push(spec.password);
     } else {
       urls.push(h.trim());
-      passwords.push(undefined);
     }
+    passwords.push(inlinePassword);
   }
   return { urls, passwords };
 }
@@ -116,7 +133,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     const { urls, passwords } = splitSecrets(splitChain(chain));
     // Ask for a password for each hop that names a user but did not carry one.
     for (let i = 0; i < urls.length; i++) {
-      const spec = parseUpstreamUrl(urls[i]);
+      const { spec } = parseHop(urls[i]);
       if (spec.kind === 'direct' || spec.kind === 'socks4' || !spec.username || passwords[i] !== undefined) continue;
       const stored = existing ? await controller.secrets.upstreamPassword(existing.name, i) : undefined;
       const pw = await ask({

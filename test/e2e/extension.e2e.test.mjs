@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, statusBarItems, waitForTerminalText } from './code-server.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -17,6 +18,10 @@ const STATUS_ID = 'socks-relay.socks-relay.socksRelay.status';
 
 let web;
 let webPort;
+let authUpstream;
+let authUpstreamLog = '';
+const AUTH_UPSTREAM_PORT = PROXY_PORT + 2;
+const AUTH_PASSWORD = 'e2e-s3cret-Pw';
 let cs;
 let browser;
 let page;
@@ -97,6 +102,15 @@ before(async () => {
   });
   await new Promise((r) => web.listen(0, '127.0.0.1', r));
   webPort = web.address().port;
+  // A real upstream that requires a password: our own CLI (built by `npm run package`) with RFC 1929 auth.
+  authUpstream = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), '--port', String(AUTH_UPSTREAM_PORT), '--user', 'me'], {
+    env: { ...process.env, SOCKS_RELAY_PASS: AUTH_PASSWORD },
+  });
+  authUpstream.stderr.on('data', (d) => (authUpstreamLog += d));
+  await new Promise((resolve, reject) => {
+    authUpstream.stdout.once('data', resolve);
+    authUpstream.once('exit', (code) => reject(new Error(`auth upstream exited ${code}: ${authUpstreamLog}`)));
+  });
   const workspaceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'socks-relay-e2e-ws-'));
   fs.writeFileSync(path.join(workspaceDir, 'README.md'), '# e2e workspace\n');
   cs = await startCodeServer({
@@ -119,6 +133,7 @@ after(async () => {
   await browser?.close().catch(() => undefined);
   await cs?.stop();
   web?.close();
+  authUpstream?.kill();
 });
 
 test('the status bar shows the proxy as off after startup', async () => {
@@ -250,6 +265,42 @@ test('tests an upstream from the tree (exact failure shown), uses it, and goes b
   await waitFor('direct active', async () => ((await viewRows('Configuration')).some((r) => r.startsWith('Upstreams default route: direct')) ? true : undefined));
 });
 
+test('an upstream with a password: the password goes to secret storage, not settings, and the upstream accepts it', async () => {
+  const header = page.locator('.pane-header', { hasText: 'Configuration' });
+  await header.hover();
+  await header.locator('a.action-label[aria-label="Add Upstream…"]').click();
+  const input = page.locator('.quick-input-widget input.input');
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: '(1/3)' }).waitFor({ state: 'visible' });
+  await input.fill('secure');
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: '(2/3)' }).waitFor({ state: 'visible' });
+  await input.fill(`socks5h://me@127.0.0.1:${AUTH_UPSTREAM_PORT}`);
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: '(3/3)' }).waitFor({ state: 'visible' });
+  assert.equal(await input.getAttribute('type'), 'password', 'the password box hides what is typed');
+  await input.fill(AUTH_PASSWORD);
+  await page.keyboard.press('Enter');
+  await waitFor('secure upstream row', async () => ((await viewRows('Configuration')).some((r) => r.startsWith(`secure socks5h://me@127.0.0.1:${AUTH_UPSTREAM_PORT}`)) ? true : undefined));
+  await page.keyboard.press('Escape');
+  const settingsText = fs.readFileSync(path.join(cs.userDataDir, 'User', 'settings.json'), 'utf8');
+  assert.ok(settingsText.includes(`socks5h://me@127.0.0.1:${AUTH_UPSTREAM_PORT}`), settingsText);
+  assert.ok(!settingsText.includes(AUTH_PASSWORD), 'the password is not in settings.json');
+  const row = page.locator('.pane', { hasText: 'Configuration' }).locator('.monaco-list-row', { hasText: 'secure' }).first();
+  await row.hover();
+  await row.locator('a.action-label[aria-label="Use This Upstream"]').click();
+  await waitFor('secure active', async () => ((await viewRows('Configuration')).some((r) => r.startsWith('secure') && r.endsWith('· active')) ? true : undefined));
+  await type(`curl -sS --max-time 10 --noproxy '' -x "$ALL_PROXY" http://127.0.0.1:${webPort}/via-secure; echo " via-secure-exit=$?"`);
+  await waitForTerminalText(page, 'hello-from-e2e /via-secure');
+  await waitForTerminalText(page, 'via-secure-exit=0');
+  // The upstream authenticated us and logged the session it carried.
+  await waitFor('upstream session log', async () => (new RegExp(`connect 127\\.0\\.0\\.1:${webPort} via direct: ok`).test(authUpstreamLog) ? true : undefined));
+  assert.ok(!authUpstreamLog.includes('authentication failed'), authUpstreamLog);
+  const direct = page.locator('.pane', { hasText: 'Configuration' }).locator('.monaco-list-row', { hasText: 'Direct' }).first();
+  await direct.hover();
+  await direct.locator('a.action-label[aria-label="Use This Upstream"]').click();
+  await waitFor('direct active', async () => ((await viewRows('Configuration')).some((r) => r.startsWith('Upstreams default route: direct')) ? true : undefined));
+});
+
 test('adds a blocking rule from the tree; a request that matches it is refused and shown as failed', async () => {
   const row = page.locator('.pane', { hasText: 'Configuration' }).locator('.monaco-list-row', { hasText: 'Rules' }).first();
   await row.hover();
@@ -299,10 +350,12 @@ test('a port already in use: the error offers a free port, and taking it starts 
       return /\b0 · ↑/.test(t) ? t : undefined;
     });
     assert.ok(text);
-    const rows = await viewRows('Configuration');
-    const listener = rows.find((r) => r.startsWith('Listener')) ?? '';
-    assert.match(listener, /127\.0\.0\.1:\d+ · running/);
-    assert.ok(!listener.includes(`:${PROXY_PORT} `), listener);
+    // The tree repaints on its own schedule: wait for it to show the new port.
+    const listener = await waitFor('listener on a new port', async () => {
+      const row = (await viewRows('Configuration')).find((r) => r.startsWith('Listener')) ?? '';
+      return /127\.0\.0\.1:\d+ · running/.test(row) && !row.includes(`:${PROXY_PORT} `) ? row : undefined;
+    });
+    assert.ok(listener);
   } finally {
     blocker.close();
   }
