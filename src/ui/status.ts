@@ -49,3 +49,11 @@ export function statusView(m: StatusModel): StatusView {
       return { text: '$(circle-slash) SOCKS Relay: off', tooltip: `**SOCKS Relay** is stopped\n\nUpstream: ${m.upstream}\n\nClick for actions` };
   }
 }
+
+/**
+ * True when a session outcome says an upstream refused our credentials (the engine's UPSTREAM_AUTH_FAILED
+ * messages), so the UI can offer to edit them.
+ */
+export function isUpstreamAuthFailure(outcome: string | undefined): boolean {
+  return outcome !== undefined && /\bupstream\b.*\b(rejected the (username\/password|credentials)|requires authentication|refused user id)/i.test(outcome);
+}

@@ -10,7 +10,7 @@ import type { UserCredentials } from '../core/auth';
 import type { ListenerInfo } from '../ui/env';
 import { describeRoute } from '../ui/config-model';
 import { ExtensionSettings, listenerChanged, readSettings } from '../ui/settings';
-import type { ProxyState } from '../ui/status';
+import { isUpstreamAuthFailure, ProxyState } from '../ui/status';
 import { channelLogger } from './log';
 import { buildRouter } from './routing';
 import { Secrets } from './secrets';
@@ -47,7 +47,7 @@ export class ProxyController implements vscode.Disposable {
     this.registry = new SessionRegistry(this.settingsValue.keepClosedSessions);
     this.registry.on('close', (s) => {
       this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
-      if (s.outcome && /upstream .*auth|authentication.*upstream|UPSTREAM_AUTH/i.test(s.outcome) && s.route) this.offerCredentialFix(s.route, s.outcome);
+      if (isUpstreamAuthFailure(s.outcome) && s.route && s.outcome) this.offerCredentialFix(s.route, s.outcome);
     });
     this.disposables.push(
       this.changed,

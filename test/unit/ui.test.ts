@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultSettings, listenerChanged, readSettings } from '../../src/ui/settings';
 import { connectHost, proxyEnvironment, proxyUrl } from '../../src/ui/env';
-import { statusView } from '../../src/ui/status';
+import { isUpstreamAuthFailure, statusView } from '../../src/ui/status';
 import { hostOf, sessionNode, sessionTree } from '../../src/ui/sessions-model';
 import { configTree } from '../../src/ui/config-model';
 import { routingConfig, withPassword } from '../../src/ui/routing-config';
@@ -169,4 +169,36 @@ test('routing config from settings: stored passwords go into hop URLs and the en
   const d = router.decide({ type: 'domain', host: 'git.corp.example', port: 443 }, { command: 'connect' });
   assert.equal(d.action, 'dial');
   assert.ok(!d.route.includes('cpw'), `route label has no password: ${d.route}`);
+});
+
+test('upstream credential failures are recognised from the engine\'s real messages', async () => {
+  const { socks5Authenticate } = await import('../../src/core/upstream/socks5-client');
+  const { parseUpstreamUrl } = await import('../../src/core/upstream/url');
+  const net = await import('node:net');
+  // A SOCKS5 upstream that selects username/password and then rejects it.
+  const srv = net.createServer((s) => {
+    s.once('data', () => {
+      s.write(Buffer.from([5, 2]));
+      s.once('data', () => s.end(Buffer.from([1, 1])));
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as import('node:net').AddressInfo).port;
+  const hop = parseUpstreamUrl(`socks5://me:wrong@127.0.0.1:${port}`);
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  let message = '';
+  try {
+    if (hop.kind === 'direct') throw new Error('unexpected');
+    await socks5Authenticate(sock, hop, new AbortController().signal);
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  sock.destroy();
+  srv.close();
+  assert.ok(isUpstreamAuthFailure(`general SOCKS server failure: ${message}`), message);
+  assert.ok(!message.includes('wrong'), 'no password in the message');
+  assert.ok(isUpstreamAuthFailure('upstream http://proxy:3128 rejected the credentials for user "me" (HTTP 407)'));
+  assert.equal(isUpstreamAuthFailure('connection refused: connect ECONNREFUSED 127.0.0.1:1'), false);
+  assert.equal(isUpstreamAuthFailure(undefined), false);
 });
