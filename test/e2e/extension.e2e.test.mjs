@@ -361,6 +361,26 @@ test('a port already in use: the error offers a free port, and taking it starts 
   }
 });
 
+test('per-run credentials: with generated auth, terminals carry them and a client without them is refused', async () => {
+  await runCommand(page, 'SOCKS Relay: Edit Listener…');
+  const list = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+  await list.filter({ hasText: 'Authentication' }).first().click();
+  await list.filter({ hasText: 'a fresh password each run' }).first().waitFor({ state: 'visible' });
+  await list.filter({ hasText: 'a fresh password each run' }).first().click();
+  // The listener restarts with authentication on.
+  await waitFor('auth row', async () => ((await viewRows('Configuration')).some((r) => r.startsWith('Authentication per-run password')) ? true : undefined));
+  await waitFor('running again', async () => ((await viewRows('Configuration')).some((r) => /^Listener .* · running$/.test(r)) ? true : undefined));
+  await newTerminal();
+  await type('echo "auth-proxy=[$ALL_PROXY]"');
+  const text = await waitForTerminalText(page, /auth-proxy=\[socks5h:\/\/relay:[A-Za-z0-9_-]{20,}@127\.0\.0\.1:\d+\]/);
+  const port = /auth-proxy=\[socks5h:\/\/relay:[^@]+@127\.0\.0\.1:(\d+)\]/.exec(text)[1];
+  await type(`curl -sS --max-time 10 --noproxy '' -x "$ALL_PROXY" http://127.0.0.1:${webPort}/with-creds; echo " with-creds-exit=$?"`);
+  await waitForTerminalText(page, 'with-creds-exit=0');
+  await type(`curl -sS --max-time 10 --noproxy '' -x socks5h://127.0.0.1:${port} http://127.0.0.1:${webPort}/; echo "no-creds-exit=$?"`);
+  await waitForTerminalText(page, /no-creds-exit=9[07]/);
+  await shot('terminal-generated-auth', page.locator('#workbench\\.parts\\.panel'));
+});
+
 test('stopping the proxy removes the variables from new terminals', async () => {
   await runCommand(page, 'SOCKS Relay: Stop Proxy');
   await waitFor('stopped status', async () => ((await statusText()).includes('SOCKS Relay: off') ? true : undefined));
