@@ -6,7 +6,8 @@ import { endpoint } from '../../src/core/address';
 import { ProxyError } from '../../src/core/errors';
 import { ChainDialer } from '../../src/core/upstream/chain';
 import { parseChain } from '../../src/core/upstream/url';
-import { decodeConnectResponse, decodeSocks4Reply, encodeConnectRequest, encodeSocks4Request, replyForHttpStatus } from '../../src/core/upstream/codecs';
+import { decodeConnectResponse, encodeConnectRequest, replyForHttpStatus } from '../../src/core/upstream/codecs';
+import { decodeSocks4Reply, encodeSocks4Request } from '../../src/core/socks4/protocol';
 
 /** A one-connection-at-a-time upstream: `script` gets a reader for what the client sent. */
 async function scripted(script: (s: net.Socket, read: (n: number) => Promise<Buffer>, readUntil: (marker: string) => Promise<Buffer>) => Promise<void>): Promise<{ port: number; close(): Promise<void> }> {

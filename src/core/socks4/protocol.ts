@@ -6,7 +6,8 @@
  *   request: VN=4 | CD | DSTPORT(2) | DSTIP(4) | USERID... | NUL [ | DOMAIN... | NUL  when DSTIP is 0.0.0.x, x != 0 ]
  *   reply:   VN=0 | CD=90..93 | DSTPORT(2) | DSTIP(4)
  */
-import { Endpoint, endpoint } from '../address';
+import { Address4 } from 'ip-address';
+import { Endpoint, endpoint, formatEndpoint } from '../address';
 import { ProxyError, Reply } from '../errors';
 
 export const SOCKS4_VERSION = 0x04;
@@ -81,20 +82,27 @@ export function decodeSocks4Request(buf: Buffer): { value: Socks4Request; length
   return { value: { command, destination: endpoint(domain.value, port), userId: user.value, socks4a }, length: domain.end };
 }
 
-/** Encodes a request (for tests and clients). A domain destination is sent the SOCKS4a way. */
+/**
+ * VN=4 CD DSTPORT DSTIP USERID NUL [HOST NUL]. An IPv4 destination is sent as is; a domain uses the
+ * SOCKS4a form (DSTIP 0.0.0.x) with the name after the user id. IPv6 cannot be expressed: X'08'.
+ */
 export function encodeSocks4Request(command: 'connect' | 'bind', destination: Endpoint, userId = ''): Buffer {
+  if (destination.type === 'ipv6') {
+    throw new ProxyError('BAD_ADDRESS_TYPE', `SOCKS4 cannot carry the IPv6 destination ${formatEndpoint(destination)}`, Reply.ADDRESS_TYPE_NOT_SUPPORTED);
+  }
+  const user = Buffer.from(userId, 'utf8');
   const head = Buffer.alloc(8);
   head[0] = SOCKS4_VERSION;
   head[1] = command === 'connect' ? Socks4Command.CONNECT : Socks4Command.BIND;
   head.writeUInt16BE(destination.port, 2);
-  const parts = [head, Buffer.from(userId, 'utf8'), Buffer.from([0])];
   if (destination.type === 'ipv4') {
-    destination.host.split('.').forEach((octet, i) => (head[4 + i] = Number(octet)));
-  } else {
-    head[7] = 1;
-    parts.push(Buffer.from(destination.host, 'utf8'), Buffer.from([0]));
+    Buffer.from(new Address4(destination.host).toArray()).copy(head, 4);
+    return Buffer.concat([head, user, Buffer.from([0])]);
   }
-  return Buffer.concat(parts);
+  const name = Buffer.from(destination.host, 'utf8');
+  if (name.length === 0 || name.length > 255) throw new ProxyError('BAD_ADDRESS', `domain name length ${name.length} is outside 1..255`);
+  head[7] = 0x01; // 0.0.0.1: "the name follows" (SOCKS4a)
+  return Buffer.concat([head, user, Buffer.from([0]), name, Buffer.from([0])]);
 }
 
 /** VN=0, CD, DSTPORT, DSTIP. Addresses that are not IPv4 are sent as 0.0.0.0 ("use the proxy's address"). */
@@ -108,9 +116,12 @@ export function encodeSocks4Reply(code: Socks4ReplyCode, bound?: Endpoint): Buff
   return out;
 }
 
+/** VN CD DSTPORT DSTIP (8 bytes). VN should be 0; 4 is tolerated (some servers echo it). */
 export function decodeSocks4Reply(buf: Buffer): { value: { code: number; bound: Endpoint }; length: number } | undefined {
+  if (buf.length > 0 && buf[0] !== 0x00 && buf[0] !== 0x04) {
+    throw new ProxyError('PROTOCOL_ERROR', `SOCKS4 reply: version 0x${buf[0].toString(16).padStart(2, '0')} where 0x00 was expected`);
+  }
   if (buf.length < 8) return undefined;
-  if (buf[0] !== 0) throw new ProxyError('BAD_VERSION', `SOCKS4 reply version ${buf[0]} where 0 was expected`);
   const host = `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`;
   return { value: { code: buf[1], bound: { type: 'ipv4', host, port: buf.readUInt16BE(2) } }, length: 8 };
 }

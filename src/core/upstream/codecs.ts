@@ -1,54 +1,11 @@
 /**
- * Pure encoders/decoders for the client side of SOCKS4/4a and HTTP CONNECT.
+ * Pure encoders/decoders for the client side of HTTP CONNECT (SOCKS4/4a lives in socks4/protocol.ts).
  * Decoders return undefined until the message is complete, like socks5/protocol.ts.
  */
-import { Address4 } from 'ip-address';
 import type { Endpoint } from '../address';
 import { formatEndpoint } from '../address';
 import { ProxyError, Reply, ReplyCode } from '../errors';
 import type { Decoded } from '../socks5/protocol';
-
-// ---- SOCKS4 / SOCKS4a ----
-
-export const Socks4Reply = { GRANTED: 90, REJECTED: 91, NO_IDENTD: 92, IDENT_MISMATCH: 93 } as const;
-
-/**
- * VN=4 CD DSTPORT DSTIP USERID NUL [HOST NUL]. An IPv4 destination is sent as is; a domain uses the
- * SOCKS4a form (DSTIP 0.0.0.x) with the name after the user id. IPv6 cannot be expressed: X'08'.
- */
-export function encodeSocks4Request(command: 'connect' | 'bind', destination: Endpoint, userId = ''): Buffer {
-  if (destination.type === 'ipv6') {
-    throw new ProxyError('BAD_ADDRESS_TYPE', `SOCKS4 cannot carry the IPv6 destination ${formatEndpoint(destination)}`, Reply.ADDRESS_TYPE_NOT_SUPPORTED);
-  }
-  const user = Buffer.from(userId, 'utf8');
-  const head = Buffer.alloc(8);
-  head[0] = 0x04;
-  head[1] = command === 'connect' ? 0x01 : 0x02;
-  head.writeUInt16BE(destination.port, 2);
-  if (destination.type === 'ipv4') {
-    Buffer.from(new Address4(destination.host).toArray()).copy(head, 4);
-    return Buffer.concat([head, user, Buffer.from([0])]);
-  }
-  const name = Buffer.from(destination.host, 'utf8');
-  if (name.length === 0 || name.length > 255) throw new ProxyError('BAD_ADDRESS', `domain name length ${name.length} is outside 1..255`);
-  head[7] = 0x01; // 0.0.0.1: "the name follows" (SOCKS4a)
-  return Buffer.concat([head, user, Buffer.from([0]), name, Buffer.from([0])]);
-}
-
-export interface Socks4ReplyMessage {
-  code: number;
-  bound: Endpoint;
-}
-
-/** VN CD DSTPORT DSTIP (8 bytes). VN should be 0; 4 is tolerated (some servers echo it). */
-export function decodeSocks4Reply(buf: Buffer): Decoded<Socks4ReplyMessage> | undefined {
-  if (buf.length > 0 && buf[0] !== 0x00 && buf[0] !== 0x04) {
-    throw new ProxyError('PROTOCOL_ERROR', `SOCKS4 reply: version 0x${buf[0].toString(16).padStart(2, '0')} where 0x00 was expected`);
-  }
-  if (buf.length < 8) return undefined;
-  const host = `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`;
-  return { value: { code: buf[1], bound: { type: 'ipv4', host, port: buf.readUInt16BE(2) } }, length: 8 };
-}
 
 // ---- HTTP CONNECT ----
 

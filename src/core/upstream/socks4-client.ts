@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Endpoint } from '../address';
 import { formatEndpoint } from '../address';
 import { ProxyError, Reply } from '../errors';
-import { decodeSocks4Reply, encodeSocks4Request, Socks4Reply } from './codecs';
+import { decodeSocks4Reply, encodeSocks4Request, Socks4Reply } from '../socks4/protocol';
 import { readMessage, resolveHere } from './handshake';
 import { hopLabel, UpstreamHop } from './url';
 
@@ -26,7 +26,7 @@ export async function readSocks4Reply(socket: Socket, hop: UpstreamHop, signal: 
     case Socks4Reply.REJECTED:
       throw new ProxyError('UPSTREAM_FAILED', `upstream ${hopLabel(hop)} rejected ${what} (SOCKS4 reply 91: rejected or failed)`, Reply.CONNECTION_REFUSED);
     case Socks4Reply.NO_IDENTD:
-    case Socks4Reply.IDENT_MISMATCH:
+    case Socks4Reply.IDENTD_MISMATCH:
       throw new ProxyError('UPSTREAM_AUTH_FAILED', `upstream ${hopLabel(hop)} refused user id "${hop.username ?? ''}" (SOCKS4 reply ${reply.code}: identd check failed)`, Reply.GENERAL_FAILURE);
     default:
       throw new ProxyError('UPSTREAM_FAILED', `upstream ${hopLabel(hop)} answered ${what} with unknown SOCKS4 code ${reply.code}`, Reply.GENERAL_FAILURE);
