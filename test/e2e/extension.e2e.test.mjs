@@ -243,6 +243,18 @@ test('a new terminal is routed: curl through $ALL_PROXY shows up in Sessions and
   await shot('workbench-running');
 });
 
+test('closes a live session from the Sessions view; the client sees the connection cut', async () => {
+  await type(`curl -sS --max-time 20 --noproxy '' -x "$ALL_PROXY" http://127.0.0.1:${webPort}/slow > /dev/null; echo "cut-exit=$?"`);
+  const pane = page.locator('.pane', { hasText: 'Sessions' });
+  const row = pane.locator('.monaco-list-row', { hasText: 'SOCKS5 CONNECT' }).filter({ has: page.locator('.codicon-arrow-swap') }).first();
+  await row.waitFor({ state: 'visible', timeout: 15_000 });
+  await row.hover();
+  await row.locator('a.action-label[aria-label="Close Session"]').click();
+  const text = await waitForTerminalText(page, /cut-exit=(\d+)/);
+  assert.notEqual(/cut-exit=(\d+)/.exec(text)[1], '0', 'curl reports the cut connection');
+  await waitFor('closed-by-user row', async () => ((await viewRows('Sessions')).some((r) => r.includes('closed by user')) ? true : undefined));
+});
+
 test('tests an upstream from the tree (exact failure shown), uses it, and goes back to direct', async () => {
   const pane = page.locator('.pane', { hasText: 'Configuration' });
   const lab = pane.locator('.monaco-list-row', { hasText: 'lab' }).first();
