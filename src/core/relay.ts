@@ -78,14 +78,15 @@ function forward(from: Socket, to: Socket): void {
  * Puts an established session on the relay: bytes that arrived glued to the request go first, the
  * session counts what crosses `target`, and it closes (with the failure, if any) when both sides have.
  */
-export function relaySession(client: Socket, target: Socket, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>, tag: string): void {
+export function relaySession(client: Socket, target: Socket, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>): void {
   if (leftover.length > 0) client.unshift(leftover);
   session.track(target);
   session.update({ state: 'open' });
   session.closer = relay(client, target, {
     idleTimeoutMs: ctx.options.idleTimeoutMs,
     onClose: (error) => {
-      if (error) ctx.logger.debug(`${tag}: ${session.destination} ended: ${error}`);
+      // The tag is built only for a line that is written (the client label costs a getpeername).
+      if (error && ctx.logger.debugEnabled !== false) ctx.logger.debug(`#${session.id} ${session.client}: ${session.destination} ended: ${error}`);
       session.close(error ?? 'ok');
     },
   });

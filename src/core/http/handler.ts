@@ -373,6 +373,6 @@ class HttpConnection {
     sock.write(ESTABLISHED);
     if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${tag}: CONNECT ${session.destination} via ${session.route}`);
     // Bytes the client sent right behind the CONNECT head go first.
-    relaySession(sock, upstream, head, session, this.ctx, tag);
+    relaySession(sock, upstream, head, session, this.ctx);
   }
 }

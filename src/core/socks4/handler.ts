@@ -113,7 +113,7 @@ export class Socks4Connection {
   private startRelay(target: Socket): void {
     const leftover = this.buf;
     this.buf = EMPTY;
-    relaySession(this.socket, target, leftover, this.session, this.ctx, this.tag);
+    relaySession(this.socket, target, leftover, this.session, this.ctx);
   }
 
 

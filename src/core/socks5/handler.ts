@@ -42,12 +42,14 @@ export class Socks5Connection {
     private readonly session: Session,
   ) {
     socket.on('data', this.onData);
-    socket.once('close', () => {
-      // Only when something is in flight: abort() builds a DOMException (with a stack), per connection.
-      this.abort?.abort();
-      if (this.stage !== 'done') this.session.close('client closed during handshake');
-    });
+    socket.once('close', this.onClose);
   }
+
+  private readonly onClose = (): void => {
+    // Only when something is in flight: abort() builds a DOMException (with a stack), per connection.
+    this.abort?.abort();
+    if (this.stage !== 'done') this.session.close('client closed during handshake');
+  };
 
   /** `#id client` for log lines, formatted only when a line is written. */
   private get tag(): string {
@@ -173,9 +175,11 @@ export class Socks5Connection {
 
   private startRelay(target: Socket): void {
     this.abort = undefined;
+    // From here the relay owns both sockets; letting go of this handler frees it for the session's lifetime.
+    this.socket.off('close', this.onClose);
     const leftover = this.buf;
     this.buf = EMPTY;
-    relaySession(this.socket, target, leftover, this.session, this.ctx, this.tag);
+    relaySession(this.socket, target, leftover, this.session, this.ctx);
   }
 
 
