@@ -17,7 +17,8 @@ export interface RelayOptions {
  *   and the reverse direction keeps flowing until it ends too.
  * - Errors: if either side fails, the other is reset (RST), never ended cleanly, so the peer
  *   cannot mistake a truncated stream for a complete one.
- * Nothing is allocated or emitted per chunk: byte counts come from socket.bytesRead/bytesWritten.
+ * Nothing is allocated or emitted per chunk, and no timer is re-armed per chunk: byte counts come from
+ * socket.bytesRead/bytesWritten, which also drive idle detection.
  */
 export function relay(client: Socket, target: Socket, options: RelayOptions): () => void {
   let failure: string | undefined;
@@ -50,13 +51,61 @@ export function relay(client: Socket, target: Socket, options: RelayOptions): ()
   });
 
   if (options.idleTimeoutMs > 0) {
-    // Node resets a socket's timeout on reads and on writes, so the client socket alone sees all traffic.
-    client.setTimeout(options.idleTimeoutMs, () => abort(`idle for ${options.idleTimeoutMs} ms`));
+    const idleMs = options.idleTimeoutMs;
+    const watch = idleWatch(idleMs);
+    const entry: Watched = { client, seen: -1, since: 0, expire: () => abort(`idle for ${idleMs} ms`) };
+    watch.add(entry);
+    client.once('close', () => watch.delete(entry));
   }
 
   forward(client, target);
   forward(target, client);
   return () => abort('closed by user');
+}
+
+interface Watched {
+  client: Socket;
+  /** client.bytesRead + client.bytesWritten at the last sweep that saw them change. */
+  seen: number;
+  since: number;
+  expire(): void;
+}
+
+const watchers = new Map<number, Set<Watched>>();
+
+/**
+ * Idle detection without per-chunk work: instead of socket.setTimeout (which re-arms a timer on every
+ * read and write), one sweep per idle limit compares each client socket's byte counters with the last
+ * sweep. Everything relayed either way crosses the client socket, so unchanged counters mean no traffic.
+ * A session is closed between `idleMs` and 1.5 × `idleMs` after its last byte.
+ */
+function idleWatch(idleMs: number): Set<Watched> {
+  const existing = watchers.get(idleMs);
+  if (existing) return existing;
+  const entries = new Set<Watched>();
+  watchers.set(idleMs, entries);
+  const timer = setInterval(
+    () => {
+      const now = Date.now();
+      for (const e of entries) {
+        const bytes = e.client.bytesRead + e.client.bytesWritten;
+        if (bytes !== e.seen) {
+          e.seen = bytes;
+          e.since = now;
+        } else if (now - e.since >= idleMs) {
+          entries.delete(e);
+          e.expire();
+        }
+      }
+      if (entries.size === 0) {
+        clearInterval(timer);
+        watchers.delete(idleMs);
+      }
+    },
+    Math.max(25, Math.min(idleMs / 4, 5_000)),
+  );
+  timer.unref();
+  return entries;
 }
 
 /**

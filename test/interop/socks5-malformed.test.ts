@@ -241,6 +241,26 @@ test('idle timeout closes a silent relay', async () => {
   }
 });
 
+test('idle timeout: traffic in either direction keeps a relay open past the limit', async () => {
+  const p = await startProxy({ idleTimeoutMs: 300 });
+  try {
+    const c = await rawConnect(p.port);
+    c.write([...GREET, ...connectReq(echo.port)]);
+    assert.equal((await c.read(12))[3], 0);
+    // 1.2 s of a byte every 100 ms (echoed back): four idle limits, never idle for one.
+    for (let i = 0; i < 12; i++) {
+      c.write(Buffer.from('.'));
+      assert.equal((await c.read(1)).toString(), '.');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(c.socket.destroyed, false, 'still open while busy');
+    assert.equal(p.server.registry.size, 1);
+    await c.closed(3000); // and closed once quiet
+  } finally {
+    await p.close();
+  }
+});
+
 test('UDP association ends after its idle limit', async () => {
   const p = await startProxy({ udpIdleTimeoutMs: 300 });
   try {
