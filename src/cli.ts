@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   }
   const where = formatEndpoint({ host: address.address, port: address.port });
   // With --workers every process listens on the same port; one line is enough.
-  if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(`SOCKS Relay listening on ${where} (socks5://${where})${values.user ? ' with username/password authentication' : ''}\n`);
+  if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(`SOCKS Relay listening on ${where} (socks5://${where}${server.options.http ? `, http://${where}` : ''})${values.user ? ' with username/password authentication' : ''}\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     // A second Ctrl-C forces the exit; a worker ignores it, since Ctrl-C reaches it both from the

@@ -21,7 +21,7 @@ test('CLI: listens, authenticates, logs the session and exits 0 on SIGINT', asyn
       child.stdout.once('data', (d: Buffer) => resolve(d.toString()));
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
     });
-    const m = /listening on 127\.0\.0\.1:(\d+) \(socks5:\/\/127\.0\.0\.1:\d+\) with username\/password/.exec(banner);
+    const m = /listening on 127\.0\.0\.1:(\d+) \(socks5:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+\) with username\/password/.exec(banner);
     assert.ok(m, banner);
     const r = await run('curl', ['-sS', '--max-time', '10', '--socks5-hostname', `127.0.0.1:${m[1]}`, '--proxy-user', 'cli:cli-secret', `http://localhost:${web.port}/cli`], { env });
     assert.equal(r.code, 0, r.stderr);
@@ -65,6 +65,7 @@ test('CLI: --no-http and --no-socks4 turn those protocols off on the shared port
     const banner = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString())));
     const port = /127\.0\.0\.1:(\d+)/.exec(banner)?.[1];
     assert.ok(port, banner);
+    assert.ok(!banner.includes('http://'), 'no HTTP proxy URL in the banner when HTTP is off');
     const viaHttp = await run('curl', ['-sS', '--max-time', '5', '-x', `http://127.0.0.1:${port}`, `http://127.0.0.1:${web.port}/`], { env });
     assert.notEqual(viaHttp.code, 0, 'HTTP proxy refused');
     const via4 = await run('curl', ['-sS', '--max-time', '5', '--socks4', `127.0.0.1:${port}`, `http://127.0.0.1:${web.port}/`], { env });
