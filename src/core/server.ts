@@ -154,17 +154,6 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.emit('close');
   }
 
-  // Shared by every connection's context (one pair of closures per server, not per connection).
-  private readonly acquireUdp = (): boolean => {
-    if (this.udpAssociations >= this.opts.maxUdpAssociations) return false;
-    this.udpAssociations++;
-    return true;
-  };
-
-  private readonly releaseUdp = (): void => {
-    this.udpAssociations--;
-  };
-
   /**
    * Handshake deadlines: one timer for all connections instead of one per connection. Entries are kept in
    * arrival order, so with a fixed timeout the first one is always the next to expire. (After the timeout
@@ -237,13 +226,15 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     });
   }
 
-  /** Shared by every connection's context. */
+  /** Reserves one of the server's UDP association slots (called through each connection's context). */
   acquireUdpSlot(): boolean {
-    return this.acquireUdp();
+    if (this.udpAssociations >= this.opts.maxUdpAssociations) return false;
+    this.udpAssociations++;
+    return true;
   }
 
   releaseUdpSlot(): void {
-    this.releaseUdp();
+    this.udpAssociations--;
   }
 
   /** Opens a registry session for a connection of the given protocol. */

@@ -182,7 +182,6 @@ export class Socks5Connection {
     relaySession(this.socket, target, leftover, this.session, this.ctx);
   }
 
-
   private async connect(dest: Endpoint, dialer: Dialer, signal: AbortSignal): Promise<void> {
     const target = await dialer.dial(dest, { signal });
     if (this.socket.destroyed) {
