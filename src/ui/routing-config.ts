@@ -21,10 +21,17 @@ export function hopUrls(u: UpstreamSetting): string[] {
 }
 
 /** `passwordOf(name, hop)` returns the stored password for that hop, if any. */
-export function routingConfig(s: ExtensionSettings, passwordOf: (name: string, hop: number) => string | undefined): RoutingConfig {
+export type PasswordLookup = (name: string, hop: number) => string | undefined;
+
+/** An upstream's hop URLs with the stored passwords put in. */
+export function resolvedHops(u: UpstreamSetting, passwordOf: PasswordLookup): string[] {
+  return hopUrls(u).map((url, i) => withPassword(url, passwordOf(u.name, i)));
+}
+
+export function routingConfig(s: ExtensionSettings, passwordOf: PasswordLookup): RoutingConfig {
   return {
     upstreams: s.upstreams.map((u) => {
-      const urls = hopUrls(u).map((url, i) => withPassword(url, passwordOf(u.name, i)));
+      const urls = resolvedHops(u, passwordOf);
       return urls.length === 1 ? { name: u.name, url: urls[0] } : { name: u.name, chain: urls };
     }),
     rules: s.rules.map((r) => ({ match: r.match, action: r.action })),

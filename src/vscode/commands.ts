@@ -2,7 +2,8 @@ import * as vscode from 'vscode';
 import { describeError, ProxyError } from '../core/errors';
 import { parseMatch } from '../core/rules';
 import { parseUpstreamUrl, redactUrl, UpstreamSpec } from '../core/upstream/url';
-import { withPassword } from '../ui/routing-config';
+import { hopUrls, withPassword } from '../ui/routing-config';
+import { upstreamUrlText } from '../ui/config-model';
 import { proxyUrl } from '../ui/env';
 import type { ViewNode } from '../ui/sessions-model';
 import type { RuleSetting, UpstreamSetting } from '../ui/settings';
@@ -34,10 +35,6 @@ function ruleIndex(arg: unknown): number | undefined {
   const id = (arg as ViewNode | undefined)?.id;
   const m = id ? /^rule:(\d+):/.exec(id) : null;
   return m ? Number(m[1]) : undefined;
-}
-
-function urlsOf(u: UpstreamSetting): string[] {
-  return Array.isArray(u.url) ? u.url : [u.url];
 }
 
 /** Splits "url1, url2" or "url1 -> url2" into hops. */
@@ -125,7 +122,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
       step: 2,
       totalSteps: 3,
       prompt: 'Upstream URL: socks5://, socks5h://, socks4://, socks4a://, http:// or https://. Several separated by commas make a chain.',
-      value: existing ? urlsOf(existing).join(', ') : '',
+      value: existing ? hopUrls(existing).join(', ') : '',
       placeholder: 'socks5h://user@proxy.example:1080',
       validate: validateChain,
     });
@@ -147,7 +144,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
       passwords[i] = pw === '' ? stored : pw;
     }
     const trimmed = name.trim();
-    if (existing && existing.name !== trimmed) await controller.secrets.deleteUpstream(existing.name, urlsOf(existing).length);
+    if (existing && existing.name !== trimmed) await controller.secrets.deleteUpstream(existing.name, hopUrls(existing).length);
     for (let i = 0; i < urls.length; i++) await controller.secrets.setUpstreamPassword(trimmed, i, passwords[i]);
     const entry: UpstreamSetting = { name: trimmed, url: urls.length === 1 ? urls[0] : urls };
     const list = s().upstreams.map((u) => (u.name === existing?.name ? entry : u));
@@ -208,7 +205,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     const items: (vscode.QuickPickItem & { action: string })[] = [
       { label: '$(arrow-right) Direct', description: 'connect from this machine', action: 'direct' },
       { label: '$(circle-slash) Block', description: 'refuse (SOCKS reply X\'02\', HTTP 403)', action: 'block' },
-      ...s().upstreams.map((u) => ({ label: `$(server) ${u.name}`, description: urlsOf(u).map(redactUrl).join(' → '), action: u.name })),
+      ...s().upstreams.map((u) => ({ label: `$(server) ${u.name}`, description: upstreamUrlText(u), action: u.name })),
     ];
     const qp = await vscode.window.showQuickPick(
       items.map((i) => ({ ...i, picked: i.action === existing?.action })),
@@ -285,7 +282,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     const pick = await vscode.window.showQuickPick(
       [
         { label: '$(arrow-right) Direct', description: active === '' ? 'active' : 'no upstream', name: '' },
-        ...s().upstreams.map((u) => ({ label: `$(server) ${u.name}`, description: `${urlsOf(u).map(redactUrl).join(' → ')}${u.name === active ? ' · active' : ''}`, name: u.name })),
+        ...s().upstreams.map((u) => ({ label: `$(server) ${u.name}`, description: `${upstreamUrlText(u)}${u.name === active ? ' · active' : ''}`, name: u.name })),
         { label: '$(add) Add Upstream…', description: '', name: '\0add' },
       ],
       { title: 'SOCKS Relay: Default Route', placeHolder: 'Connections that match no rule go through…' },
@@ -362,7 +359,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
         'Remove',
       );
       if (ok !== 'Remove') return;
-      await controller.secrets.deleteUpstream(u.name, urlsOf(u).length);
+      await controller.secrets.deleteUpstream(u.name, hopUrls(u).length);
       await writeSetting('upstreams', s().upstreams.filter((x) => x.name !== u.name));
       if (users) await writeSetting('rules', s().rules.filter((r) => r.action !== u.name));
       if (s().activeUpstream === u.name) await writeSetting('activeUpstream', '');
