@@ -26,19 +26,24 @@ export class Socks4Connection {
   private buf: Buffer = EMPTY;
   private done = false;
   private readonly abort = new AbortController();
-  private readonly tag: string;
 
   constructor(
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
     private readonly session: Session,
   ) {
-    this.tag = `#${session.id} ${session.client}`;
     socket.on('data', this.onData);
-    socket.once('close', () => {
-      this.abort.abort();
-      if (!this.done) this.session.close('client closed during handshake');
-    });
+    socket.once('close', this.onClose);
+  }
+
+  private readonly onClose = (): void => {
+    this.abort.abort();
+    if (!this.done) this.session.close('client closed during handshake');
+  };
+
+  /** `#id client` for log lines, formatted only when a line is written (the client label costs a getpeername). */
+  private get tag(): string {
+    return `#${this.session.id} ${this.session.client}`;
   }
 
   start(first: Buffer): void {
@@ -111,6 +116,8 @@ export class Socks4Connection {
   }
 
   private startRelay(target: Socket): void {
+    // From here the relay owns both sockets; as in the SOCKS5 handler, letting go of this object frees it.
+    this.socket.off('close', this.onClose);
     const leftover = this.buf;
     this.buf = EMPTY;
     relaySession(this.socket, target, leftover, this.session, this.ctx);
