@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { ConnectionContext } from './context';
 import { describeError } from './errors';
+import { giveBack, forget, isShared, readIntoBuffers, SHARED_SIZE, sharedBuffer, takeOwn } from './read-buffers';
 import type { Session } from './registry';
 
 export interface RelayOptions {
@@ -17,8 +18,9 @@ export interface RelayOptions {
  *   and the reverse direction keeps flowing until it ends too.
  * - Errors: if either side fails, the other is reset (RST), never ended cleanly, so the peer
  *   cannot mistake a truncated stream for a complete one.
- * Nothing is allocated or emitted per chunk, and no timer is re-armed per chunk: byte counts come from
- * socket.bytesRead/bytesWritten, which also drive idle detection.
+ * - Speed: bulk reads go into large reusable buffers and are written on without a copy (see
+ *   read-buffers.ts); no event is emitted and no timer re-armed per chunk: byte counts come from
+ *   socket.bytesRead/bytesWritten, which also drive idle detection.
  */
 export function relay(client: Socket, target: Socket, options: RelayOptions): () => void {
   let failure: string | undefined;
@@ -109,18 +111,84 @@ function idleWatch(idleMs: number): Set<Watched> {
 }
 
 /**
- * One direction: what stream.pipe does for us, with fewer listeners (three per direction instead of
- * about seven). Backpressure: a write that fills `to`'s buffer pauses `from` until 'drain'.
- * Half-close: 'end' on `from` becomes end() on `to`. Errors and closes are handled by relay().
+ * One direction. Reads go into buffers from read-buffers.ts where the socket allows it, else it falls
+ * back to stream mode ('data' events). Half-close: 'end' on `from` becomes end() on `to`. Errors and
+ * closes are handled by relay().
  */
 function forward(from: Socket, to: Socket): void {
+  from.on('end', () => to.end());
+  if (!forwardFromBuffers(from, to)) forwardStream(from, to);
+}
+
+/**
+ * Stream mode: what stream.pipe does, with fewer listeners (two per direction instead of about seven).
+ * Backpressure: a write that fills `to`'s buffer pauses `from` until 'drain'.
+ */
+function forwardStream(from: Socket, to: Socket): void {
   from.on('data', (chunk: Buffer) => {
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => from.resume());
-  from.on('end', () => to.end());
-  // The handshake paused the client socket; a 'data' listener alone does not restart a paused stream.
+  // The handshake paused the client socket: start it again.
   from.resume();
+}
+
+/**
+ * Buffer mode (see read-buffers.ts). A read into the shared buffer is copied out; a read that fills it
+ * means a bulk transfer, so the next reads go into a large buffer of this direction's own and are written
+ * without a copy. While such a write is pending (part of it still in `to`'s queue, pointing into the
+ * buffer) reading stays stopped; the write's callback restarts it. A short read hands the buffer back.
+ */
+function forwardFromBuffers(from: Socket, to: Socket): boolean {
+  let own: Buffer | undefined;
+  // Reading was stopped for backpressure and waits for `to` to empty its queue.
+  let waiting = false;
+
+  const afterWrite = (): void => {
+    if (waiting && to.writableLength === 0) {
+      waiting = false;
+      from.resume();
+    }
+  };
+
+  const onRead = (n: number, buf: Uint8Array): boolean => {
+    if (isShared(buf)) {
+      const chunk = Buffer.allocUnsafe(n);
+      chunk.set(buf.subarray(0, n));
+      if (n === SHARED_SIZE) own = takeOwn();
+      if (to.write(chunk, afterWrite)) return true;
+    } else {
+      to.write((buf as Buffer).subarray(0, n), afterWrite);
+      if (to.writableLength === 0) {
+        if (n < SHARED_SIZE && own) {
+          giveBack(own);
+          own = undefined;
+        }
+        return true;
+      }
+    }
+    waiting = true;
+    return false;
+  };
+
+  if (!readIntoBuffers(from, onRead, () => own ?? sharedBuffer())) return false;
+  // No read comes after the end (a half-closed session may stay open a long time) or the close.
+  const release = (): void => {
+    if (!own) return;
+    // A write that was still pending when the socket closed may point into it.
+    if (waiting) forget();
+    else giveBack(own);
+    own = undefined;
+  };
+  from.once('end', release);
+  from.once('close', release);
+  // What the socket read in stream mode before the switch (and bytes unshifted after a handshake) goes first.
+  for (let chunk = from.read() as Buffer | null; chunk !== null; chunk = from.read() as Buffer | null) {
+    if (!to.write(chunk, afterWrite)) waiting = true;
+  }
+  // Start reading (the handshake paused the client socket) unless `to` must empty its queue first.
+  if (!waiting) from.resume();
+  return true;
 }
 
 /**

@@ -61,11 +61,13 @@ export async function startEchoServer(host = '127.0.0.1'): Promise<Running & { c
     s.pipe(s);
   });
   const running = await listenOn(server, host, () => new Promise((r) => server.close(() => r())), {}, () => sockets.forEach((s) => s.destroy()));
-  return Object.assign(running, {
+  // A getter in an object literal (Object.assign would copy its value once, frozen at 0).
+  return {
+    ...running,
     get connections() {
       return state.connections;
     },
-  });
+  };
 }
 
 /** A UDP server that answers each datagram with `echo:` + payload. */
