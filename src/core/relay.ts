@@ -42,26 +42,31 @@ export function relay(client: Socket, target: Socket, options: RelayOptions): ()
 
   client.on('error', (err) => abort(`client: ${describeError(err)}`, client));
   target.on('error', (err) => abort(`target: ${describeError(err)}`, target));
+
+  let watched: Watched | undefined;
+  let watch: Set<Watched> | undefined;
+  if (options.idleTimeoutMs > 0) {
+    const idleMs = options.idleTimeoutMs;
+    watched = { client, seen: -1, since: 0, expire: () => abort(`idle for ${idleMs} ms`) };
+    watch = idleWatch(idleMs);
+    watch.add(watched);
+  }
+
+  const releaseUp = forward(client, target);
+  const releaseDown = forward(target, client);
+
   // A socket that closes without having ended its readable side was torn down: take the other one down too.
   client.on('close', (hadError) => {
+    releaseUp();
+    if (watched) watch?.delete(watched);
     if (hadError || !client.readableEnded) abort(failure ?? 'client closed abruptly', client);
     onClosed();
   });
   target.on('close', (hadError) => {
+    releaseDown();
     if (hadError || !target.readableEnded) abort(failure ?? 'target closed abruptly', target);
     onClosed();
   });
-
-  if (options.idleTimeoutMs > 0) {
-    const idleMs = options.idleTimeoutMs;
-    const watch = idleWatch(idleMs);
-    const entry: Watched = { client, seen: -1, since: 0, expire: () => abort(`idle for ${idleMs} ms`) };
-    watch.add(entry);
-    client.once('close', () => watch.delete(entry));
-  }
-
-  forward(client, target);
-  forward(target, client);
   return () => abort('closed by user');
 }
 
@@ -115,10 +120,21 @@ function idleWatch(idleMs: number): Set<Watched> {
  * back to stream mode ('data' events). Half-close: 'end' on `from` becomes end() on `to`. Errors and
  * closes are handled by relay().
  */
-function forward(from: Socket, to: Socket): void {
+function forward(from: Socket, to: Socket): () => void {
+  const release = forwardFromBuffers(from, to);
+  if (release) {
+    from.on('end', () => {
+      release();
+      to.end();
+    });
+    return release;
+  }
   from.on('end', () => to.end());
-  if (!forwardFromBuffers(from, to)) forwardStream(from, to);
+  forwardStream(from, to);
+  return noop;
 }
+
+const noop = (): void => undefined;
 
 /**
  * Stream mode: what stream.pipe does, with fewer listeners (two per direction instead of about seven).
@@ -137,9 +153,11 @@ function forwardStream(from: Socket, to: Socket): void {
  * Buffer mode (see read-buffers.ts). A read into the shared buffer is copied out; a read that fills it
  * means a bulk transfer, so the next reads go into a large buffer of this direction's own and are written
  * without a copy. While such a write is pending (part of it still in `to`'s queue, pointing into the
- * buffer) reading stays stopped; the write's callback restarts it. A short read hands the buffer back.
+ * buffer) reading stays stopped; the write's callback restarts it. A short read, the end of the stream
+ * or the socket's close (the returned release function) hands the buffer back. Returns undefined where
+ * the socket cannot read into buffers.
  */
-function forwardFromBuffers(from: Socket, to: Socket): boolean {
+function forwardFromBuffers(from: Socket, to: Socket): (() => void) | undefined {
   let own: Buffer | undefined;
   // Reading was stopped for backpressure and waits for `to` to empty its queue.
   let waiting = false;
@@ -171,24 +189,21 @@ function forwardFromBuffers(from: Socket, to: Socket): boolean {
     return false;
   };
 
-  if (!readIntoBuffers(from, onRead, () => own ?? sharedBuffer())) return false;
-  // No read comes after the end (a half-closed session may stay open a long time) or the close.
-  const release = (): void => {
-    if (!own) return;
-    // A write that was still pending when the socket closed may point into it.
-    if (waiting) forget();
-    else giveBack(own);
-    own = undefined;
-  };
-  from.once('end', release);
-  from.once('close', release);
+  if (!readIntoBuffers(from, onRead, () => own ?? sharedBuffer())) return undefined;
   // What the socket read in stream mode before the switch (and bytes unshifted after a handshake) goes first.
   for (let chunk = from.read() as Buffer | null; chunk !== null; chunk = from.read() as Buffer | null) {
     if (!to.write(chunk, afterWrite)) waiting = true;
   }
   // Start reading (the handshake paused the client socket) unless `to` must empty its queue first.
   if (!waiting) from.resume();
-  return true;
+  // No read comes after the end (a half-closed session may stay open a long time) or the close.
+  return () => {
+    if (!own) return;
+    // A write that was still pending when the socket closed may point into it.
+    if (waiting) forget();
+    else giveBack(own);
+    own = undefined;
+  };
 }
 
 /**
