@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { ConnectionContext } from './context';
 import { describeError } from './errors';
-import { giveBack, forget, isShared, readIntoBuffers, SHARED_SIZE, sharedBuffer, takeOwn } from './read-buffers';
+import { forget, giveBack, isShared, readIntoBuffers, SHARED_SIZE, sharedBuffer, takeOwn } from './read-buffers';
 import type { Session } from './registry';
 
 export interface RelayOptions {
@@ -21,64 +21,199 @@ export interface RelayOptions {
  * - Speed: bulk reads go into large reusable buffers and are written on without a copy (see
  *   read-buffers.ts); no event is emitted and no timer re-armed per chunk: byte counts come from
  *   socket.bytesRead/bytesWritten, which also drive idle detection.
+ * - Memory: a session is a Relay and two Pumps; the listeners are shared functions that find them through
+ *   the socket (`this`), not closures per session. Returns the function that closes the session.
  */
-export function relay(client: Socket, target: Socket, options: RelayOptions): () => void {
-  let failure: string | undefined;
-  let closed = 0;
+export function relay(client: Socket, target: Socket, options: RelayOptions): (reason: string) => void {
+  const r = new Relay(client, target, options);
+  (client as Tagged)[kRelay] = r;
+  (target as Tagged)[kRelay] = r;
+  client.on('error', onError);
+  target.on('error', onError);
+  if (options.idleTimeoutMs > 0) {
+    r.watch = idleWatch(options.idleTimeoutMs);
+    r.watch.add(r);
+  }
+  r.up.start();
+  r.down.start();
+  client.on('close', onClose);
+  target.on('close', onClose);
+  return (reason) => r.abort(reason);
+}
 
-  const abort = (reason: string, cause?: Socket): void => {
-    failure ??= reason;
-    for (const s of [client, target]) {
+const kRelay = Symbol('socks-relay.relay');
+type Tagged = Socket & { [kRelay]?: Relay };
+
+class Relay {
+  failure: string | undefined;
+  closed = 0;
+  readonly up: Pump;
+  readonly down: Pump;
+  /** The idle sweep this relay is in, and what it saw there (see idleWatch). */
+  watch: Set<Relay> | undefined;
+  seen = -1;
+  since = 0;
+
+  constructor(
+    readonly client: Socket,
+    readonly target: Socket,
+    readonly options: RelayOptions,
+  ) {
+    this.up = new Pump(client, target);
+    this.down = new Pump(target, client);
+  }
+
+  /** Resets both sides (the one that failed, `cause`, is already gone); the first reason is the one reported. */
+  abort(reason: string, cause?: Socket): void {
+    this.failure ??= reason;
+    for (const s of [this.client, this.target]) {
       if (s === cause || s.destroyed) continue;
       // resetAndDestroy sends RST so the peer sees an error, not a clean EOF.
       if (s.readyState === 'open' || s.readyState === 'readOnly' || s.readyState === 'writeOnly') s.resetAndDestroy();
       else s.destroy();
     }
-  };
-
-  const onClosed = (): void => {
-    if (++closed === 2) options.onClose(failure);
-  };
-
-  client.on('error', (err) => abort(`client: ${describeError(err)}`, client));
-  target.on('error', (err) => abort(`target: ${describeError(err)}`, target));
-
-  let watched: Watched | undefined;
-  let watch: Set<Watched> | undefined;
-  if (options.idleTimeoutMs > 0) {
-    const idleMs = options.idleTimeoutMs;
-    watched = { client, seen: -1, since: 0, expire: () => abort(`idle for ${idleMs} ms`) };
-    watch = idleWatch(idleMs);
-    watch.add(watched);
   }
 
-  const releaseUp = forward(client, target);
-  const releaseDown = forward(target, client);
+  /** The direction that reads from `socket`. */
+  from(socket: Socket): Pump {
+    return socket === this.client ? this.up : this.down;
+  }
 
-  // A socket that closes without having ended its readable side was torn down: take the other one down too.
-  client.on('close', (hadError) => {
-    releaseUp();
-    if (watched) watch?.delete(watched);
-    if (hadError || !client.readableEnded) abort(failure ?? 'client closed abruptly', client);
-    onClosed();
-  });
-  target.on('close', (hadError) => {
-    releaseDown();
-    if (hadError || !target.readableEnded) abort(failure ?? 'target closed abruptly', target);
-    onClosed();
-  });
-  return () => abort('closed by user');
+  side(socket: Socket): string {
+    return socket === this.client ? 'client' : 'target';
+  }
 }
 
-interface Watched {
-  client: Socket;
-  /** client.bytesRead + client.bytesWritten at the last sweep that saw them change. */
-  seen: number;
-  since: number;
-  expire(): void;
+const relayOf = (socket: Socket): Relay => (socket as Tagged)[kRelay] as Relay;
+
+function onError(this: Socket, err: Error): void {
+  const r = relayOf(this);
+  r.abort(`${r.side(this)}: ${describeError(err)}`, this);
 }
 
-const watchers = new Map<number, Set<Watched>>();
+// A socket that closes without having ended its readable side was torn down: take the other one down too.
+function onClose(this: Socket, hadError: boolean): void {
+  const r = relayOf(this);
+  r.from(this).release();
+  if (this === r.client) r.watch?.delete(r);
+  if (hadError || !this.readableEnded) r.abort(r.failure ?? `${r.side(this)} closed abruptly`, this);
+  if (++r.closed === 2) r.options.onClose(r.failure);
+}
+
+// Half-close: the end of one side's stream becomes end() on the other.
+function onEnd(this: Socket): void {
+  const p = relayOf(this).from(this);
+  p.release();
+  p.to.end();
+}
+
+// 'drain' on a socket: the direction writing to it may read again.
+function onDrain(this: Socket): void {
+  const r = relayOf(this);
+  (this === r.client ? r.down : r.up).drained();
+}
+
+/** Stream mode: 'data' → write, pausing the reader when write() returns false until 'drain'. */
+function onData(this: Socket, chunk: Buffer): void {
+  const p = relayOf(this).from(this);
+  if (!p.to.write(chunk)) {
+    p.waiting = true;
+    this.pause();
+  }
+}
+
+/** Buffer mode: called by Node with the socket as `this` for each read (see read-buffers.ts). */
+function onRead(this: Socket, n: number, buf: Uint8Array): boolean {
+  const p = relayOf(this).from(this);
+  const more = p.read(n, buf);
+  // Node asks for the next buffer right after this returns (nextBuffer, below).
+  handoff = p.own ?? sharedBuffer();
+  return more;
+}
+
+let handoff: Buffer = sharedBuffer();
+function nextBuffer(): Buffer {
+  const next = handoff;
+  handoff = sharedBuffer();
+  return next;
+}
+
+/**
+ * One direction. In buffer mode a read into the shared buffer is copied out; a read that fills it means a
+ * bulk transfer, so the next reads go into a large buffer of this direction's own and are written without
+ * a copy. While such a write is pending (part of it still in `to`'s queue, pointing into the buffer)
+ * reading stays stopped; the write's callback or 'drain' restarts it. A short read, the end of the stream
+ * or the socket's close hands the buffer back. Stream mode ('data' events) is the fallback where a socket
+ * cannot read into buffers (TLS).
+ */
+class Pump {
+  own: Buffer | undefined;
+  /** Reading was stopped for backpressure and waits for `to` to empty its queue. */
+  waiting = false;
+  /** Write callback for writes from `own`; made on the first one, so idle sessions do not carry it. */
+  private afterWrite: (() => void) | undefined;
+
+  constructor(
+    readonly from: Socket,
+    readonly to: Socket,
+  ) {}
+
+  start(): void {
+    const { from, to } = this;
+    from.on('end', onEnd);
+    to.on('drain', onDrain);
+    if (!readIntoBuffers(from, onRead, nextBuffer)) {
+      from.on('data', onData);
+      // The handshake paused the client socket: start it again.
+      from.resume();
+      return;
+    }
+    // What the socket read in stream mode before the switch (and bytes unshifted after a handshake) goes first.
+    for (let chunk = from.read() as Buffer | null; chunk !== null; chunk = from.read() as Buffer | null) {
+      if (!to.write(chunk)) this.waiting = true;
+    }
+    // Start reading (the handshake paused the client socket) unless `to` must empty its queue first.
+    if (!this.waiting) from.resume();
+  }
+
+  read(n: number, buf: Uint8Array): boolean {
+    const to = this.to;
+    if (isShared(buf)) {
+      const chunk = Buffer.allocUnsafe(n);
+      (buf as Buffer).copy(chunk, 0, 0, n);
+      if (n === SHARED_SIZE) this.own = takeOwn();
+      // A copy: ordinary backpressure, 'drain' follows a false.
+      if (to.write(chunk)) return true;
+    } else {
+      to.write((buf as Buffer).subarray(0, n), (this.afterWrite ??= () => this.drained()));
+      if (to.writableLength === 0) {
+        if (n < SHARED_SIZE) this.release();
+        return true;
+      }
+    }
+    this.waiting = true;
+    return false;
+  }
+
+  drained(): void {
+    if (this.waiting && this.to.writableLength === 0) {
+      this.waiting = false;
+      this.from.resume();
+    }
+  }
+
+  /** No read comes after the end (a half-closed session may stay open a long time) or the close. */
+  release(): void {
+    const own = this.own;
+    if (!own) return;
+    this.own = undefined;
+    // A write that was still pending when the socket closed may point into it.
+    if (this.waiting) forget();
+    else giveBack(own);
+  }
+}
+
+const watchers = new Map<number, Set<Relay>>();
 
 /**
  * Idle detection without per-chunk work: instead of socket.setTimeout (which re-arms a timer on every
@@ -86,22 +221,22 @@ const watchers = new Map<number, Set<Watched>>();
  * sweep. Everything relayed either way crosses the client socket, so unchanged counters mean no traffic.
  * A session is closed between `idleMs` and 1.5 × `idleMs` after its last byte.
  */
-function idleWatch(idleMs: number): Set<Watched> {
+function idleWatch(idleMs: number): Set<Relay> {
   const existing = watchers.get(idleMs);
   if (existing) return existing;
-  const entries = new Set<Watched>();
+  const entries = new Set<Relay>();
   watchers.set(idleMs, entries);
   const timer = setInterval(
     () => {
       const now = Date.now();
-      for (const e of entries) {
-        const bytes = e.client.bytesRead + e.client.bytesWritten;
-        if (bytes !== e.seen) {
-          e.seen = bytes;
-          e.since = now;
-        } else if (now - e.since >= idleMs) {
-          entries.delete(e);
-          e.expire();
+      for (const r of entries) {
+        const bytes = r.client.bytesRead + r.client.bytesWritten;
+        if (bytes !== r.seen) {
+          r.seen = bytes;
+          r.since = now;
+        } else if (now - r.since >= idleMs) {
+          entries.delete(r);
+          r.abort(`idle for ${idleMs} ms`);
         }
       }
       if (entries.size === 0) {
@@ -113,97 +248,6 @@ function idleWatch(idleMs: number): Set<Watched> {
   );
   timer.unref();
   return entries;
-}
-
-/**
- * One direction. Reads go into buffers from read-buffers.ts where the socket allows it, else it falls
- * back to stream mode ('data' events). Half-close: 'end' on `from` becomes end() on `to`. Errors and
- * closes are handled by relay().
- */
-function forward(from: Socket, to: Socket): () => void {
-  const release = forwardFromBuffers(from, to);
-  if (release) {
-    from.on('end', () => {
-      release();
-      to.end();
-    });
-    return release;
-  }
-  from.on('end', () => to.end());
-  forwardStream(from, to);
-  return noop;
-}
-
-const noop = (): void => undefined;
-
-/**
- * Stream mode: what stream.pipe does, with fewer listeners (two per direction instead of about seven).
- * Backpressure: a write that fills `to`'s buffer pauses `from` until 'drain'.
- */
-function forwardStream(from: Socket, to: Socket): void {
-  from.on('data', (chunk: Buffer) => {
-    if (!to.write(chunk)) from.pause();
-  });
-  to.on('drain', () => from.resume());
-  // The handshake paused the client socket: start it again.
-  from.resume();
-}
-
-/**
- * Buffer mode (see read-buffers.ts). A read into the shared buffer is copied out; a read that fills it
- * means a bulk transfer, so the next reads go into a large buffer of this direction's own and are written
- * without a copy. While such a write is pending (part of it still in `to`'s queue, pointing into the
- * buffer) reading stays stopped; the write's callback restarts it. A short read, the end of the stream
- * or the socket's close (the returned release function) hands the buffer back. Returns undefined where
- * the socket cannot read into buffers.
- */
-function forwardFromBuffers(from: Socket, to: Socket): (() => void) | undefined {
-  let own: Buffer | undefined;
-  // Reading was stopped for backpressure and waits for `to` to empty its queue.
-  let waiting = false;
-
-  const afterWrite = (): void => {
-    if (waiting && to.writableLength === 0) {
-      waiting = false;
-      from.resume();
-    }
-  };
-
-  const onRead = (n: number, buf: Uint8Array): boolean => {
-    if (isShared(buf)) {
-      const chunk = Buffer.allocUnsafe(n);
-      chunk.set(buf.subarray(0, n));
-      if (n === SHARED_SIZE) own = takeOwn();
-      if (to.write(chunk, afterWrite)) return true;
-    } else {
-      to.write((buf as Buffer).subarray(0, n), afterWrite);
-      if (to.writableLength === 0) {
-        if (n < SHARED_SIZE && own) {
-          giveBack(own);
-          own = undefined;
-        }
-        return true;
-      }
-    }
-    waiting = true;
-    return false;
-  };
-
-  if (!readIntoBuffers(from, onRead, () => own ?? sharedBuffer())) return undefined;
-  // What the socket read in stream mode before the switch (and bytes unshifted after a handshake) goes first.
-  for (let chunk = from.read() as Buffer | null; chunk !== null; chunk = from.read() as Buffer | null) {
-    if (!to.write(chunk, afterWrite)) waiting = true;
-  }
-  // Start reading (the handshake paused the client socket) unless `to` must empty its queue first.
-  if (!waiting) from.resume();
-  // No read comes after the end (a half-closed session may stay open a long time) or the close.
-  return () => {
-    if (!own) return;
-    // A write that was still pending when the socket closed may point into it.
-    if (waiting) forget();
-    else giveBack(own);
-    own = undefined;
-  };
 }
 
 /**
