@@ -67,6 +67,12 @@ interface Slots {
 }
 
 let slots: Slots | null | undefined;
+let enabled = true;
+
+/** Turns buffer mode off (or back on) for sockets relayed from now on; tests use it to cover the stream-mode fallback. */
+export function useReadBuffers(on: boolean): void {
+  enabled = on;
+}
 
 /**
  * Switches a connected socket to `onread` mode in place. Node offers `onread` only for sockets it creates
@@ -79,7 +85,7 @@ let slots: Slots | null | undefined;
  * read() before returning to the event loop, so it goes out ahead of anything the callback sees.
  */
 export function readIntoBuffers(socket: Socket, callback: ReadCallback, next: () => Buffer): boolean {
-  if (socket instanceof TLSSocket || socket.destroyed) return false;
+  if (!enabled || socket instanceof TLSSocket || socket.destroyed) return false;
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: unknown } | null })._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function') return false;
   const fields = socket as unknown as Record<symbol, unknown>;

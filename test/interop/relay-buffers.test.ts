@@ -1,10 +1,10 @@
 /**
- * The relay's read buffers (src/core/read-buffers.ts): bulk data read into large reusable buffers must be
+ * The relay's read buffers (src/core/read-buffers.ts), and the stream mode it falls back to: bulk data must be
  * delivered byte for byte, in both directions, with slow readers (reading stopped while a write still
  * points into a buffer), with both directions at once, and to a real client that throttles itself; small
  * traffic must not take large buffers, and every large buffer goes back when the sessions end.
  */
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { Running, startEchoServer, startProxy } from '../helpers/servers';
 import { cleanEnv, pattern, sha256 } from '../helpers/http-tools';
-import { MAX_OWN, ownBuffersInUse } from '../../src/core/read-buffers';
+import { MAX_OWN, ownBuffersInUse, useReadBuffers } from '../../src/core/read-buffers';
 import type { ProxyServer } from '../../src/core/server';
 
 let proxy: Running & { server: ProxyServer };
@@ -174,135 +174,144 @@ after(async () => {
   await echo.close();
 });
 
-test('upload 24 MB: delivered byte for byte, read into large buffers', async () => {
-  const sink = await startHashSink();
-  try {
-    const data = pattern(24 * MB, 7);
-    const s = await socksConnect(sink.port);
-    const { result, peak } = await sampled(
-      new Promise<string>((resolve, reject) => {
-        let answer = '';
-        s.on('data', (c: Buffer) => (answer += c.toString()));
-        s.on('end', () => resolve(answer));
-        s.on('error', reject);
-        s.resume();
-        writeAll(s, data);
-      }),
-    );
-    assert.equal(result, `${sha256(data)} ${data.length}`);
-    assert.ok(peak >= 1, `a bulk upload reads into a large buffer (peak ${peak})`);
-    assert.ok(peak <= MAX_OWN);
-  } finally {
-    await sink.close();
-  }
-  await allReturned();
-});
+// Every test runs twice: with read buffers (what Node 20 and VS Code's Node get) and in stream mode, the
+// fallback for TLS sockets and for a Node whose net.Socket lacks the onread fields.
+for (const buffers of [true, false]) {
+  describe(buffers ? 'read buffers' : 'stream mode (fallback)', () => {
+    before(() => useReadBuffers(buffers));
+    after(() => useReadBuffers(true));
 
-test('download 24 MB to a reader that stalls: the proxy stops reading and loses nothing', async () => {
-  const data = pattern(24 * MB, 11);
-  const source = await startSource(data);
-  try {
-    const s = await socksConnect(source.port);
-    // The client stops reading until the source feels it: its receive buffer fills, the proxy's write to it
-    // stays pending, the proxy stops reading from the target, and the target's writes have to wait.
-    const { result, peak } = await sampled(readAll(s, { every: 2 * MB, until: () => source.backpressure > 0, maxMs: 5000 }));
-    s.destroy();
-    assert.equal(result.bytes, data.length);
-    assert.equal(result.hash, sha256(data));
-    assert.ok(peak >= 1, `a bulk download reads into a large buffer (peak ${peak})`);
-    assert.ok(source.backpressure > 0, 'the proxy stopped reading from the target while the client stalled');
-  } finally {
-    await source.close();
-  }
-  await allReturned();
-});
-
-test('16 MB both ways at once through an echo target, with the client stalling now and then', async () => {
-  const data = pattern(16 * MB, 3);
-  const s = await socksConnect(echo.port);
-  const reading = readAll(s, { every: 4 * MB, maxMs: 100 });
-  writeAll(s, data);
-  const { result, peak } = await sampled(reading);
-  assert.equal(result.bytes, data.length);
-  assert.equal(result.hash, sha256(data));
-  assert.ok(peak >= 1 && peak <= MAX_OWN);
-  s.destroy();
-  await allReturned();
-});
-
-test('eight bulk sessions at once: each stream intact, the large buffers bounded and all returned', async () => {
-  const streams = Array.from({ length: 8 }, (_, i) => pattern(3 * MB, 100 + i));
-  const sink = await startHashSink();
-  try {
-    const { result, peak } = await sampled(
-      Promise.all(
-        streams.map(async (data) => {
-          const s = await socksConnect(sink.port);
-          return new Promise<string>((resolve, reject) => {
+    test('upload 24 MB: delivered byte for byte', async () => {
+      const sink = await startHashSink();
+      try {
+        const data = pattern(24 * MB, 7);
+        const s = await socksConnect(sink.port);
+        const { result, peak } = await sampled(
+          new Promise<string>((resolve, reject) => {
             let answer = '';
             s.on('data', (c: Buffer) => (answer += c.toString()));
             s.on('end', () => resolve(answer));
             s.on('error', reject);
             s.resume();
             writeAll(s, data);
+          }),
+        );
+        assert.equal(result, `${sha256(data)} ${data.length}`);
+        assert.ok(buffers ? peak >= 1 : peak === 0, `a bulk upload reads into a large buffer only in buffer mode (peak ${peak})`);
+        assert.ok(peak <= MAX_OWN);
+      } finally {
+        await sink.close();
+      }
+      await allReturned();
+    });
+
+    test('download 24 MB to a reader that stalls: the proxy stops reading and loses nothing', async () => {
+      const data = pattern(24 * MB, 11);
+      const source = await startSource(data);
+      try {
+        const s = await socksConnect(source.port);
+        // The client stops reading until the source feels it: its receive buffer fills, the proxy's write to it
+        // stays pending, the proxy stops reading from the target, and the target's writes have to wait.
+        const { result, peak } = await sampled(readAll(s, { every: 2 * MB, until: () => source.backpressure > 0, maxMs: 5000 }));
+        s.destroy();
+        assert.equal(result.bytes, data.length);
+        assert.equal(result.hash, sha256(data));
+        assert.ok(buffers ? peak >= 1 : peak === 0, `a bulk download reads into a large buffer only in buffer mode (peak ${peak})`);
+        assert.ok(source.backpressure > 0, 'the proxy stopped reading from the target while the client stalled');
+      } finally {
+        await source.close();
+      }
+      await allReturned();
+    });
+
+    test('16 MB both ways at once through an echo target, with the client stalling now and then', async () => {
+      const data = pattern(16 * MB, 3);
+      const s = await socksConnect(echo.port);
+      const reading = readAll(s, { every: 4 * MB, maxMs: 100 });
+      writeAll(s, data);
+      const { result, peak } = await sampled(reading);
+      assert.equal(result.bytes, data.length);
+      assert.equal(result.hash, sha256(data));
+      assert.ok((buffers ? peak >= 1 : peak === 0) && peak <= MAX_OWN);
+      s.destroy();
+      await allReturned();
+    });
+
+    test('eight bulk sessions at once: each stream intact, the large buffers bounded and all returned', async () => {
+      const streams = Array.from({ length: 8 }, (_, i) => pattern(3 * MB, 100 + i));
+      const sink = await startHashSink();
+      try {
+        const { result, peak } = await sampled(
+          Promise.all(
+            streams.map(async (data) => {
+              const s = await socksConnect(sink.port);
+              return new Promise<string>((resolve, reject) => {
+                let answer = '';
+                s.on('data', (c: Buffer) => (answer += c.toString()));
+                s.on('end', () => resolve(answer));
+                s.on('error', reject);
+                s.resume();
+                writeAll(s, data);
+              });
+            }),
+          ),
+        );
+        result.forEach((answer, i) => assert.equal(answer, `${sha256(streams[i])} ${streams[i].length}`));
+        assert.ok(peak <= MAX_OWN, `at most ${MAX_OWN} large buffers (peak ${peak})`);
+      } finally {
+        await sink.close();
+      }
+      await allReturned();
+    });
+
+    test('small traffic (40 interactive sessions) takes no large buffer', async () => {
+      const sockets = await Promise.all(Array.from({ length: 40 }, () => socksConnect(echo.port)));
+      try {
+        for (const [i, s] of sockets.entries()) {
+          const line = `line ${i} `.repeat(20);
+          const back = new Promise<string>((resolve) => {
+            let got = '';
+            s.on('data', (c: Buffer) => {
+              got += c.toString();
+              if (got.length >= line.length) resolve(got);
+            });
           });
-        }),
-      ),
-    );
-    result.forEach((answer, i) => assert.equal(answer, `${sha256(streams[i])} ${streams[i].length}`));
-    assert.ok(peak <= MAX_OWN, `at most ${MAX_OWN} large buffers (peak ${peak})`);
-  } finally {
-    await sink.close();
-  }
-  await allReturned();
-});
+          s.resume();
+          s.write(line);
+          assert.equal(await back, line);
+        }
+        assert.equal(ownBuffersInUse(), 0, 'interactive sessions read through the shared buffer');
+      } finally {
+        sockets.forEach((s) => s.destroy());
+      }
+    });
 
-test('small traffic (40 interactive sessions) takes no large buffer', async () => {
-  const sockets = await Promise.all(Array.from({ length: 40 }, () => socksConnect(echo.port)));
-  try {
-    for (const [i, s] of sockets.entries()) {
-      const line = `line ${i} `.repeat(20);
-      const back = new Promise<string>((resolve) => {
-        let got = '';
-        s.on('data', (c: Buffer) => {
-          got += c.toString();
-          if (got.length >= line.length) resolve(got);
-        });
+    test('curl downloads 8 MB through --socks5 into a slow pipe, byte for byte (a real client under backpressure)', async () => {
+      const data = pattern(8 * MB, 5);
+      const web = http.createServer((_req, res) => {
+        res.writeHead(200, { 'content-length': data.length });
+        res.end(data);
       });
-      s.resume();
-      s.write(line);
-      assert.equal(await back, line);
-    }
-    assert.equal(ownBuffersInUse(), 0, 'interactive sessions read through the shared buffer');
-  } finally {
-    sockets.forEach((s) => s.destroy());
-  }
-});
-
-test('curl downloads 8 MB through --socks5 into a slow pipe, byte for byte (a real client under backpressure)', async () => {
-  const data = pattern(8 * MB, 5);
-  const web = http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-length': data.length });
-    res.end(data);
+      await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+      try {
+        const port = (web.address() as net.AddressInfo).port;
+        // curl's --limit-rate is not honoured by Debian's curl 7.88 here, so the pipe is what throttles: while
+        // this test stops reading curl's stdout, curl blocks writing it and stops reading the proxy.
+        const curl = spawn('curl', ['-sS', '--max-time', '30', '--socks5', `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${port}/big`], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        curl.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        const exited = new Promise<number | null>((r) => curl.on('close', (code) => r(code)));
+        const started = Date.now();
+        const result = await readAll(curl.stdout, { every: MB, maxMs: 150 });
+        assert.equal(await exited, 0, stderr);
+        assert.equal(result.bytes, data.length);
+        assert.equal(result.hash, sha256(data));
+        assert.ok(Date.now() - started >= 7 * 150, 'the reader stalled seven times or more');
+      } finally {
+        web.closeAllConnections();
+        await new Promise<void>((r) => web.close(() => r()));
+      }
+      await allReturned();
+    });
   });
-  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
-  try {
-    const port = (web.address() as net.AddressInfo).port;
-    // curl's --limit-rate is not honoured by Debian's curl 7.88 here, so the pipe is what throttles: while
-    // this test stops reading curl's stdout, curl blocks writing it and stops reading the proxy.
-    const curl = spawn('curl', ['-sS', '--max-time', '30', '--socks5', `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${port}/big`], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    curl.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((r) => curl.on('close', (code) => r(code)));
-    const started = Date.now();
-    const result = await readAll(curl.stdout, { every: MB, maxMs: 150 });
-    assert.equal(await exited, 0, stderr);
-    assert.equal(result.bytes, data.length);
-    assert.equal(result.hash, sha256(data));
-    assert.ok(Date.now() - started >= 7 * 150, 'the reader stalled seven times or more');
-  } finally {
-    web.closeAllConnections();
-    await new Promise<void>((r) => web.close(() => r()));
-  }
-  await allReturned();
-});
+}
