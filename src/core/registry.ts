@@ -51,6 +51,11 @@ export interface ClientAddress {
  * One proxied connection. Byte counts are read from the sockets on demand (Node keeps them anyway),
  * so the relay path emits no per-chunk events.
  */
+/** What ends a live session: the relay itself, or a handler's teardown. An object, not a closure, so a relayed session carries none. */
+export interface SessionCloser {
+  close(reason: string): void;
+}
+
 export class Session {
   readonly id: number;
   readonly protocol: SessionProtocol;
@@ -75,7 +80,7 @@ export class Session {
   private upRead0 = 0;
   private upWritten0 = 0;
   /** Set by the server so the UI can end a session. */
-  closer: ((reason: string) => void) | undefined;
+  closer: SessionCloser | undefined;
 
   constructor(
     private readonly registry: SessionRegistry,
@@ -248,7 +253,7 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
   terminate(id: number, reason = 'closed by user'): boolean {
     const s = this.live.get(id);
     if (!s?.closer) return false;
-    s.closer(reason);
+    s.closer.close(reason);
     return true;
   }
 

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { ConnectionContext } from './context';
 import { describeError } from './errors';
 import { forget, giveBack, isShared, readIntoBuffers, SHARED_SIZE, sharedBuffer, takeOwn } from './read-buffers';
-import type { Session } from './registry';
+import type { Session, SessionCloser } from './registry';
 
 export interface RelayOptions {
   /** Close both sides after this long with no traffic either way (0 = never). */
@@ -21,10 +21,10 @@ export interface RelayOptions {
  * - Speed: bulk reads go into large reusable buffers and are written on without a copy (see
  *   read-buffers.ts); no event is emitted and no timer re-armed per chunk: byte counts come from
  *   socket.bytesRead/bytesWritten, which also drive idle detection.
- * - Memory: a session is a Relay and two Pumps; the listeners are shared functions that find them through
- *   the socket (`this`), not closures per session. Returns the function that closes the session.
+ * - Memory: a session is a Relay and two Pumps; the event listeners are shared functions that find them
+ *   through the socket (`this`), not closures per session. Returns what closes the session.
  */
-export function relay(client: Socket, target: Socket, options: RelayOptions): (reason: string) => void {
+export function relay(client: Socket, target: Socket, options: RelayOptions): SessionCloser {
   const r = new Relay(client, target, options);
   (client as Tagged)[kRelay] = r;
   (target as Tagged)[kRelay] = r;
@@ -38,13 +38,13 @@ export function relay(client: Socket, target: Socket, options: RelayOptions): (r
   r.down.start();
   client.on('close', onClose);
   target.on('close', onClose);
-  return (reason) => r.abort(reason);
+  return r;
 }
 
 const kRelay = Symbol('socks-relay.relay');
 type Tagged = Socket & { [kRelay]?: Relay };
 
-class Relay {
+class Relay implements SessionCloser {
   failure: string | undefined;
   closed = 0;
   readonly up: Pump;
@@ -72,6 +72,11 @@ class Relay {
       if (s.readyState === 'open' || s.readyState === 'readOnly' || s.readyState === 'writeOnly') s.resetAndDestroy();
       else s.destroy();
     }
+  }
+
+  /** The UI's "close session", or the proxy stopping. */
+  close(reason: string): void {
+    this.abort(reason);
   }
 
   /** The direction that reads from `socket`. */
@@ -122,20 +127,9 @@ function onData(this: Socket, chunk: Buffer): void {
   }
 }
 
-/** Buffer mode: called by Node with the socket as `this` for each read (see read-buffers.ts). */
+/** Buffer mode: Node calls the read callback as a method of the socket (`socket[kBufferCb](n, buf)`). */
 function onRead(this: Socket, n: number, buf: Uint8Array): boolean {
-  const p = relayOf(this).from(this);
-  const more = p.read(n, buf);
-  // Node asks for the next buffer right after this returns (nextBuffer, below).
-  handoff = p.own ?? sharedBuffer();
-  return more;
-}
-
-let handoff: Buffer = sharedBuffer();
-function nextBuffer(): Buffer {
-  const next = handoff;
-  handoff = sharedBuffer();
-  return next;
+  return relayOf(this).from(this).read(n, buf);
 }
 
 /**
@@ -152,6 +146,9 @@ class Pump {
   waiting = false;
   /** Write callback for writes from `own`; made on the first one, so idle sessions do not carry it. */
   private afterWrite: (() => void) | undefined;
+  // Node asks for the next buffer after each read, without arguments: a function of the pump's own, so that
+  // whenever Node calls it, a socket can only ever be given its own buffer or the shared one.
+  private readonly nextBuffer = (): Buffer => this.own ?? sharedBuffer();
 
   constructor(
     readonly from: Socket,
@@ -162,7 +159,7 @@ class Pump {
     const { from, to } = this;
     from.on('end', onEnd);
     to.on('drain', onDrain);
-    if (!readIntoBuffers(from, onRead, nextBuffer)) {
+    if (!readIntoBuffers(from, onRead, this.nextBuffer)) {
       from.on('data', onData);
       // The handshake paused the client socket: start it again.
       from.resume();
@@ -258,12 +255,23 @@ export function relaySession(client: Socket, target: Socket, leftover: Buffer, s
   if (leftover.length > 0) client.unshift(leftover);
   session.track(target);
   session.update({ state: 'open' });
-  session.closer = relay(client, target, {
-    idleTimeoutMs: ctx.options.idleTimeoutMs,
-    onClose: (error) => {
-      // The tag is built only for a line that is written (the client label costs a getpeername).
-      if (error && ctx.logger.debugEnabled !== false) ctx.logger.debug(`#${session.id} ${session.client}: ${session.destination} ended: ${error}`);
-      session.close(error ?? 'ok');
-    },
-  });
+  session.closer = relay(client, target, new SessionEnd(session, ctx));
+}
+
+/** The relay options of a session: an object rather than closures, one less allocation set per session. */
+class SessionEnd implements RelayOptions {
+  readonly idleTimeoutMs: number;
+  constructor(
+    private readonly session: Session,
+    private readonly ctx: Pick<ConnectionContext, 'options' | 'logger'>,
+  ) {
+    this.idleTimeoutMs = ctx.options.idleTimeoutMs;
+  }
+
+  onClose(error: string | undefined): void {
+    const { session, ctx } = this;
+    // The tag is built only for a line that is written (the client label costs a getpeername).
+    if (error && ctx.logger.debugEnabled !== false) ctx.logger.debug(`#${session.id} ${session.client}: ${session.destination} ended: ${error}`);
+    session.close(error ?? 'ok');
+  }
 }

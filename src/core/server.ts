@@ -147,7 +147,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     this.handshakes.clear();
-    for (const s of this.registry.sessions()) s.closer?.('proxy stopped');
+    for (const s of this.registry.sessions()) s.closer?.close('proxy stopped');
     for (const socket of this.sockets) socket.destroy();
     await closed;
     this.logger.info('stopped');

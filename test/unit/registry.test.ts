@@ -46,9 +46,11 @@ test('registry: terminate calls the session closer once', () => {
   const reg = new SessionRegistry();
   const s = reg.open('socks5', 'c');
   const reasons: string[] = [];
-  s.closer = (r) => {
-    reasons.push(r);
-    s.close(r);
+  s.closer = {
+    close: (r) => {
+      reasons.push(r);
+      s.close(r);
+    },
   };
   assert.equal(reg.terminate(s.id), true);
   assert.equal(reg.terminate(s.id), false);

@@ -254,10 +254,12 @@ class HttpConnection {
       finished = true;
       session.close(outcome);
     };
-    session.closer = (reason) => {
-      done(reason);
-      upstream.destroy();
-      res.destroy();
+    session.closer = {
+      close: (reason) => {
+        done(reason);
+        upstream.destroy();
+        res.destroy();
+      },
     };
     const preq = http.request({ method: req.method, path: target.path, headers, setHost: false, createConnection: () => upstream });
     const idle = this.ctx.options.idleTimeoutMs;

@@ -285,7 +285,7 @@ class UdpAssociation {
       }, Math.max(50, Math.min(idle / 4, 5_000)));
       this.idleTimer.unref();
     }
-    this.session.closer = (reason) => this.teardown(reason);
+    this.session.closer = { close: (reason) => this.teardown(reason) };
   }
 
   teardown(reason: string): void {
