@@ -3,10 +3,11 @@ import { Endpoint } from './address';
 import { listenForPeer } from './bind';
 import { DirectUdpPath } from './udp-direct';
 import { ProxyError, Reply } from './errors';
+import type { CancelSignal } from './cancel';
 
 export interface DialOptions {
   /** Aborted when the client goes away or the server closes. */
-  signal: AbortSignal;
+  signal: CancelSignal;
 }
 
 /** A listening endpoint for BIND: where the peer should connect, and the connection once it does. */
@@ -66,7 +67,7 @@ export class DirectDialer implements Dialer {
  * net.connect as a promise: resolves on 'connect', rejects on error, timeout (X'06') or abort,
  * destroying the socket in every failure case.
  */
-export function connectTcp(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
+export function connectTcp(host: string, port: number, timeoutMs: number, signal: CancelSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(new ProxyError('DIAL_FAILED', 'aborted'));

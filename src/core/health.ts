@@ -5,6 +5,7 @@ import { describeError, ProxyError, Reply, replyForError, replyName } from './er
 import { ChainDialer } from './upstream/chain';
 import { DirectDialer } from './dialer';
 import { parseChain, redactUrl } from './upstream/url';
+import type { CancelSignal } from './cancel';
 
 export interface HealthResult {
   ok: boolean;
@@ -22,7 +23,7 @@ export interface HealthResult {
 
 export interface HealthOptions {
   timeoutMs?: number;
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 /** Parses "host:port" / "[v6]:port" into an endpoint. */

@@ -21,6 +21,7 @@ import { relaySession } from '../relay';
 import type { ProtocolHandler, ProxyServer } from '../server';
 import { closeWith } from '../socket-util';
 import { encodeSimpleResponse, HttpTarget, parseAbsoluteTarget, parseBasicCredentials, parseConnectTarget, statusForParseError, stripHopByHop, targetScheme } from './parse';
+import { Cancellation, type CancelSignal } from '../cancel';
 
 /** Largest request head accepted (request line plus headers); more gets 431. */
 export const MAX_HEADER_BYTES = 32 * 1024;
@@ -210,7 +211,7 @@ class HttpConnection {
       refuse(403, `blocked by ${decision.route}`);
       return;
     }
-    const abort = new AbortController();
+    const abort = new Cancellation();
     res.once('close', () => abort.abort());
     decision.dialer.dial(dest, { signal: abort.signal }).then(
       (upstream) => {
@@ -316,7 +317,7 @@ class HttpConnection {
     const target = req.url ?? '';
     session.update({ command: 'connect' });
     let closed = false;
-    const abort = new AbortController();
+    const abort = new Cancellation();
     sock.once('close', () => {
       abort.abort();
       if (!closed) session.close('client closed before the tunnel opened');
@@ -365,7 +366,7 @@ class HttpConnection {
     );
   }
 
-  private async tunnel(sock: Socket, head: Buffer, dest: Endpoint, dialer: Dialer, session: Session, tag: string, signal: AbortSignal): Promise<void> {
+  private async tunnel(sock: Socket, head: Buffer, dest: Endpoint, dialer: Dialer, session: Session, tag: string, signal: CancelSignal): Promise<void> {
     const upstream = await dialer.dial(dest, { signal });
     if (sock.destroyed) {
       upstream.destroy();

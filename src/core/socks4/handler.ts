@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { Endpoint, endpointOfSocket, formatEndpoint, normalizeIp } from '../address';
 import type { ConnectionContext } from '../context';
 import type { Dialer } from '../dialer';
+import { Cancellation } from '../cancel';
 import { describeError, ProxyError, Reply } from '../errors';
 import type { Session } from '../registry';
 import { relaySession } from '../relay';
@@ -25,7 +26,7 @@ export const serveSocks4: ProtocolHandler = (socket, first, ctx, proxy) => {
 export class Socks4Connection {
   private buf: Buffer = EMPTY;
   private done = false;
-  private readonly abort = new AbortController();
+  private readonly abort = new Cancellation();
 
   constructor(
     private readonly socket: Socket,

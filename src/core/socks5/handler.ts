@@ -2,6 +2,7 @@ import * as dgram from 'node:dgram';
 import { isIP, Socket } from 'node:net';
 import { Endpoint, endpoint, endpointOfSocket, formatEndpoint, normalizeIp } from '../address';
 import { checkCredentials } from '../auth';
+import { Cancellation, type CancelSignal } from '../cancel';
 import type { ConnectionContext } from '../context';
 import type { Dialer, UdpPath } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyForError, replyName } from '../errors';
@@ -35,7 +36,7 @@ export class Socks5Connection {
   private buf: Buffer = EMPTY;
   private stage: Stage = 'greeting';
   /** Set while a dial or BIND is in flight (closing the client aborts it); dropped once relaying. */
-  private abort: AbortController | undefined;
+  private abort: Cancellation | undefined;
   constructor(
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
@@ -46,7 +47,7 @@ export class Socks5Connection {
   }
 
   private readonly onClose = (): void => {
-    // Only when something is in flight: abort() builds a DOMException (with a stack), per connection.
+    // Only when something is in flight: stops a dial whose client has gone.
     this.abort?.abort();
     if (this.stage !== 'done') this.session.close('client closed during handshake');
   };
@@ -161,7 +162,7 @@ export class Socks5Connection {
       return;
     }
     const dialer = decision.dialer;
-    this.abort = new AbortController();
+    this.abort = new Cancellation();
     const { signal } = this.abort;
     const run = req.command === 'connect' ? this.connect(dest, dialer, signal) : req.command === 'bind' ? this.bind(dest, dialer, signal) : this.udpAssociate(dest, dialer);
     run.catch((err: unknown) => {
@@ -182,7 +183,7 @@ export class Socks5Connection {
     relaySession(this.socket, target, leftover, this.session, this.ctx);
   }
 
-  private async connect(dest: Endpoint, dialer: Dialer, signal: AbortSignal): Promise<void> {
+  private async connect(dest: Endpoint, dialer: Dialer, signal: CancelSignal): Promise<void> {
     const target = await dialer.dial(dest, { signal });
     if (this.socket.destroyed) {
       target.destroy();
@@ -194,7 +195,7 @@ export class Socks5Connection {
     this.startRelay(target);
   }
 
-  private async bind(dest: Endpoint, dialer: Dialer, signal: AbortSignal): Promise<void> {
+  private async bind(dest: Endpoint, dialer: Dialer, signal: CancelSignal): Promise<void> {
     if (!dialer.bind) throw new ProxyError('BAD_COMMAND', `BIND is not supported through ${dialer.label}`, Reply.COMMAND_NOT_SUPPORTED);
     const handle = await dialer.bind(dest, {
       signal,
@@ -241,7 +242,7 @@ class UdpAssociation {
   private idleTimer: NodeJS.Timeout | undefined;
   private done = false;
   private readonly headerCache = new Map<string, Buffer>();
-  private readonly abort = new AbortController();
+  private readonly abort = new Cancellation();
 
   constructor(
     private readonly control: Socket,

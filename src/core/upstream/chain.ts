@@ -17,6 +17,7 @@ import { readSocks4Reply, socks4Handshake } from './socks4-client';
 import { readSocks5Reply, socks5Handshake } from './socks5-client';
 import { Socks5UdpPath } from './udp-client';
 import { hopLabel, UpstreamHop } from './url';
+import type { CancelSignal } from '../cancel';
 
 export interface ChainOptions {
   connectTimeoutMs: number;
@@ -88,7 +89,7 @@ export class ChainDialer implements Dialer {
   }
 
   /** Runs every hop; resolves with the stream and the last hop's BND address. */
-  async open(destination: Endpoint, command: CommandName, parent: AbortSignal): Promise<{ socket: Socket; bound: Endpoint }> {
+  async open(destination: Endpoint, command: CommandName, parent: CancelSignal): Promise<{ socket: Socket; bound: Endpoint }> {
     const dl = deadline(parent, this.options.connectTimeoutMs, `connecting through ${this.label}`);
     let socket: Socket | undefined;
     // Between reads (e.g. while a socks5:// hop resolves a name) nothing else listens for errors: keep them from crashing us.
@@ -120,7 +121,7 @@ export class ChainDialer implements Dialer {
     }
   }
 
-  private async connectFirst(signal: AbortSignal): Promise<Socket> {
+  private async connectFirst(signal: CancelSignal): Promise<Socket> {
     const first = this.hops[0];
     try {
       return await connectTcp(first.host, first.port, this.options.connectTimeoutMs, signal);
@@ -139,7 +140,7 @@ export class ChainDialer implements Dialer {
   }
 }
 
-async function handshake(socket: Socket, hop: UpstreamHop, command: CommandName, destination: Endpoint, signal: AbortSignal): Promise<Endpoint> {
+async function handshake(socket: Socket, hop: UpstreamHop, command: CommandName, destination: Endpoint, signal: CancelSignal): Promise<Endpoint> {
   switch (hop.kind) {
     case 'socks5':
       return socks5Handshake(socket, hop, command, destination, signal);
@@ -153,7 +154,7 @@ async function handshake(socket: Socket, hop: UpstreamHop, command: CommandName,
 }
 
 /** Wraps the stream in TLS for an https:// upstream, verifying its certificate unless ?insecure=1. */
-async function startTls(socket: Socket, hop: UpstreamHop, signal: AbortSignal): Promise<Socket> {
+async function startTls(socket: Socket, hop: UpstreamHop, signal: CancelSignal): Promise<Socket> {
   const settings = hop.tls ?? { rejectUnauthorized: true };
   let ca: Buffer | undefined;
   if (settings.caFile !== undefined) {

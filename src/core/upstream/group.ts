@@ -4,6 +4,7 @@ import type { Endpoint } from '../address';
 import type { BindHandle, BindOptions, Dialer, DialOptions, UdpPath, UdpReceiver } from '../dialer';
 import { describeError, ProxyError, Reply, replyForError } from '../errors';
 import { Logger, silentLogger } from '../log';
+import type { CancelSignal } from '../cancel';
 
 export class FailoverDialer implements Dialer {
   readonly label: string;
@@ -29,7 +30,7 @@ export class FailoverDialer implements Dialer {
     return this.attempt('UDP', options.signal, (m) => m.openUdp?.(receive, options));
   }
 
-  private async attempt<T>(what: string, signal: AbortSignal, run: (member: Dialer) => Promise<T> | undefined): Promise<T> {
+  private async attempt<T>(what: string, signal: CancelSignal, run: (member: Dialer) => Promise<T> | undefined): Promise<T> {
     const failures: { member: Dialer; error: unknown }[] = [];
     for (const member of this.members) {
       if (signal.aborted) break;

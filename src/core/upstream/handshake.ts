@@ -3,13 +3,14 @@ import type { Socket } from 'node:net';
 import { Endpoint, endpoint } from '../address';
 import { ProxyError, Reply } from '../errors';
 import type { Decoded } from '../socks5/protocol';
+import type { CancelSignal } from '../cancel';
 
 /**
  * Reads one message from `socket` with a pure decoder. On success the socket is left paused with no
  * data listener, and any bytes after the message are unshifted back so the next reader (or the relay)
  * gets them. Rejects when the peer closes, errors or the signal aborts (with the signal's reason).
  */
-export function readMessage<T>(socket: Socket, decode: (buf: Buffer) => Decoded<T> | undefined, signal: AbortSignal, what: string): Promise<T> {
+export function readMessage<T>(socket: Socket, decode: (buf: Buffer) => Decoded<T> | undefined, signal: CancelSignal, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
     const cleanup = (): void => {
@@ -73,13 +74,13 @@ export async function resolveHere(destination: Endpoint, family?: 4): Promise<En
   }
 }
 
-/** An AbortSignal that fires when `parent` aborts or `timeoutMs` passes, with a ProxyError as its reason. */
+/** An CancelSignal that fires when `parent` aborts or `timeoutMs` passes, with a ProxyError as its reason. */
 export function deadline(
-  parent: AbortSignal,
+  parent: CancelSignal,
   timeoutMs: number,
   what: string,
   code: 'CONNECT_TIMEOUT' | 'BIND_TIMEOUT' = 'CONNECT_TIMEOUT',
-): { signal: AbortSignal; dispose(): void } {
+): { signal: CancelSignal; dispose(): void } {
   const ctl = new AbortController();
   const onAbort = (): void => ctl.abort(new ProxyError('DIAL_FAILED', 'aborted'));
   if (parent.aborted) onAbort();

@@ -6,9 +6,10 @@ import { ProxyError } from '../errors';
 import { decodeConnectResponse, encodeConnectRequest, replyForHttpStatus } from './codecs';
 import { readMessage } from './handshake';
 import { hopLabel, UpstreamHop } from './url';
+import type { CancelSignal } from '../cancel';
 
 /** Opens a tunnel to `destination`; names are sent as they are (DNS happens at the proxy). */
-export async function httpConnectHandshake(socket: Socket, hop: UpstreamHop, destination: Endpoint, signal: AbortSignal): Promise<void> {
+export async function httpConnectHandshake(socket: Socket, hop: UpstreamHop, destination: Endpoint, signal: CancelSignal): Promise<void> {
   const creds = hop.username !== undefined ? { username: hop.username, password: hop.password ?? '' } : undefined;
   socket.write(encodeConnectRequest(destination, creds));
   const res = await readMessage(socket, decodeConnectResponse, signal, 'HTTP CONNECT response');

@@ -6,19 +6,20 @@ import { ProxyError, Reply } from '../errors';
 import { decodeSocks4Reply, encodeSocks4Request, Socks4Reply } from '../socks4/protocol';
 import { readMessage, resolveHere } from './handshake';
 import { hopLabel, UpstreamHop } from './url';
+import type { CancelSignal } from '../cancel';
 
 /**
  * CONNECT or BIND through a SOCKS4 upstream. socks4:// resolves names here (IPv4 only); socks4a:// sends them.
  * Replies: 90 granted; 91 rejected or failed → X'05' (SOCKS4 cannot say which); 92/93 (identd) → X'01' as an auth failure.
  */
-export async function socks4Handshake(socket: Socket, hop: UpstreamHop, command: 'connect' | 'bind', destination: Endpoint, signal: AbortSignal): Promise<Endpoint> {
+export async function socks4Handshake(socket: Socket, hop: UpstreamHop, command: 'connect' | 'bind', destination: Endpoint, signal: CancelSignal): Promise<Endpoint> {
   const target = hop.remoteDns ? destination : await resolveHere(destination, 4);
   socket.write(encodeSocks4Request(command, target, hop.username ?? ''));
   return readSocks4Reply(socket, hop, signal, `${command.toUpperCase()} ${formatEndpoint(destination)}`);
 }
 
 /** Reads one SOCKS4 reply (BIND sends two). */
-export async function readSocks4Reply(socket: Socket, hop: UpstreamHop, signal: AbortSignal, what: string): Promise<Endpoint> {
+export async function readSocks4Reply(socket: Socket, hop: UpstreamHop, signal: CancelSignal, what: string): Promise<Endpoint> {
   const reply = await readMessage(socket, decodeSocks4Reply, signal, 'SOCKS4 reply');
   switch (reply.code) {
     case Socks4Reply.GRANTED:

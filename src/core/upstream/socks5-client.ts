@@ -6,11 +6,12 @@ import { ProxyError, Reply, ReplyCode, replyName } from '../errors';
 import { CommandName, decodeMethodSelection, decodeReply, decodeUserPassReply, encodeGreeting, encodeRequest, encodeUserPass, Method } from '../socks5/protocol';
 import { readMessage, resolveHere } from './handshake';
 import { hopLabel, UpstreamHop } from './url';
+import type { CancelSignal } from '../cancel';
 
 const commandText: Record<CommandName, string> = { connect: 'CONNECT', bind: 'BIND', 'udp-associate': 'UDP ASSOCIATE' };
 
 /** Negotiates a method and authenticates. Wrong credentials → UPSTREAM_AUTH_FAILED (X'01'). */
-export async function socks5Authenticate(socket: Socket, hop: UpstreamHop, signal: AbortSignal): Promise<void> {
+export async function socks5Authenticate(socket: Socket, hop: UpstreamHop, signal: CancelSignal): Promise<void> {
   const label = hopLabel(hop);
   const creds = hop.username !== undefined && hop.password !== undefined ? { username: hop.username, password: hop.password } : undefined;
   socket.write(encodeGreeting(creds ? [Method.NO_AUTH, Method.USERNAME_PASSWORD] : [Method.NO_AUTH]));
@@ -30,7 +31,7 @@ export async function socks5Authenticate(socket: Socket, hop: UpstreamHop, signa
 }
 
 /** Reads a SOCKS5 reply; a non-zero code becomes an UPSTREAM_FAILED error carrying that code. */
-export async function readSocks5Reply(socket: Socket, hop: UpstreamHop, signal: AbortSignal, what: string): Promise<Endpoint> {
+export async function readSocks5Reply(socket: Socket, hop: UpstreamHop, signal: CancelSignal, what: string): Promise<Endpoint> {
   const reply = await readMessage(socket, decodeReply, signal, `SOCKS5 reply to ${what}`);
   if (reply.reply !== Reply.SUCCEEDED) {
     const code = (reply.reply >= 0x01 && reply.reply <= 0x08 ? reply.reply : Reply.GENERAL_FAILURE) as ReplyCode;
@@ -43,7 +44,7 @@ export async function readSocks5Reply(socket: Socket, hop: UpstreamHop, signal: 
  * Asks the upstream to run `command` for `destination`; resolves with BND.ADDR/BND.PORT of the first reply.
  * socks5:// resolves names here first; socks5h:// passes them on.
  */
-export async function socks5Handshake(socket: Socket, hop: UpstreamHop, command: CommandName, destination: Endpoint, signal: AbortSignal): Promise<Endpoint> {
+export async function socks5Handshake(socket: Socket, hop: UpstreamHop, command: CommandName, destination: Endpoint, signal: CancelSignal): Promise<Endpoint> {
   const target = hop.remoteDns ? destination : await resolveHere(destination);
   await socks5Authenticate(socket, hop, signal);
   socket.write(encodeRequest({ command, destination: target }));
