@@ -4,6 +4,7 @@ import { listenForPeer } from './bind';
 import { DirectUdpPath } from './udp-direct';
 import { ProxyError, Reply } from './errors';
 import type { CancelSignal } from './cancel';
+import { DeadlineQueue } from './deadlines';
 
 export interface DialOptions {
   /** Aborted when the client goes away or the server closes. */
@@ -63,6 +64,17 @@ export class DirectDialer implements Dialer {
   }
 }
 
+// Connect deadlines share one timer per duration (see DeadlineQueue); the key is the dial's timeout callback.
+const byDuration = new Map<number, DeadlineQueue<() => void>>();
+function connectDeadlines(ms: number): DeadlineQueue<() => void> {
+  let q = byDuration.get(ms);
+  if (!q) {
+    q = new DeadlineQueue((onTimeout) => onTimeout());
+    byDuration.set(ms, q);
+  }
+  return q;
+}
+
 /**
  * net.connect as a promise: resolves on 'connect', rejects on error, timeout (X'06') or abort,
  * destroying the socket in every failure case.
@@ -81,13 +93,15 @@ export function connectTcp(host: string, port: number, timeoutMs: number, signal
     };
     const onError = (err: Error): void => fail(err);
     const onAbort = (): void => fail(new ProxyError('DIAL_FAILED', 'aborted'));
-    const timer = setTimeout(() => fail(new ProxyError('CONNECT_TIMEOUT', `connect to ${host}:${port} timed out after ${timeoutMs} ms`, Reply.TTL_EXPIRED)), timeoutMs);
+    const onTimeout = (): void => fail(new ProxyError('CONNECT_TIMEOUT', `connect to ${host}:${port} timed out after ${timeoutMs} ms`, Reply.TTL_EXPIRED));
+    const deadlines = connectDeadlines(timeoutMs);
+    deadlines.add(onTimeout, timeoutMs);
     const onConnect = (): void => {
       cleanup();
       resolve(socket);
     };
     function cleanup(): void {
-      clearTimeout(timer);
+      deadlines.delete(onTimeout);
       socket.off('error', onError);
       socket.off('connect', onConnect);
       signal.removeEventListener('abort', onAbort);

@@ -216,7 +216,8 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
     this.closedTotals.datagramsDown += s.datagramsDown;
     if (this.keepClosed > 0) {
       this.closed.push(s);
-      if (this.closed.length > this.keepClosed) this.closed.splice(0, this.closed.length - this.keepClosed);
+      // Trimmed in batches: a splice from the front per close would move the whole list every time.
+      if (this.closed.length >= 2 * this.keepClosed) this.closed.splice(0, this.closed.length - this.keepClosed);
       this.closedInfo = undefined;
     }
     this.emit('close', s);
@@ -239,7 +240,7 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
   }
 
   recentlyClosed(): readonly SessionInfo[] {
-    this.closedInfo ??= this.closed.map((s) => s.info());
+    this.closedInfo ??= this.closed.slice(-this.keepClosed).map((s) => s.info());
     return this.closedInfo;
   }
 

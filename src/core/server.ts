@@ -10,6 +10,7 @@ import { Socks5Connection } from './socks5/handler';
 import { serveSocks4 } from './socks4/handler';
 import { serveHttp } from './http/handler';
 import { closeWith } from './socket-util';
+import { DeadlineQueue } from './deadlines';
 
 /** `host:port` of a connection's client, for log lines. */
 function clientLabel(socket: net.Socket): string {
@@ -144,8 +145,6 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     if (!server) return;
     this.server = undefined;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = undefined;
     this.handshakes.clear();
     for (const s of this.registry.sessions()) s.closer?.close('proxy stopped');
     for (const socket of this.sockets) socket.destroy();
@@ -154,32 +153,11 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.emit('close');
   }
 
-  /**
-   * Handshake deadlines: one timer for all connections instead of one per connection. Entries are kept in
-   * arrival order, so with a fixed timeout the first one is always the next to expire. (After the timeout
-   * is lowered with configure(), a newer entry can wait behind an older one: at most the old timeout.)
-   */
-  private readonly handshakes = new Map<net.Socket, number>();
-  private handshakeTimer: NodeJS.Timeout | undefined;
-
-  private readonly sweepHandshakes = (): void => {
-    this.handshakeTimer = undefined;
-    const now = Date.now();
-    for (const [socket, deadline] of this.handshakes) {
-      if (deadline > now) {
-        this.armHandshakeTimer(deadline - now);
-        return;
-      }
-      this.handshakes.delete(socket);
-      this.logger.warn(`${clientLabel(socket)}: handshake not completed within ${this.opts.handshakeTimeoutMs} ms; closing`);
-      socket.destroy();
-    }
-  };
-
-  private armHandshakeTimer(ms: number): void {
-    this.handshakeTimer = setTimeout(this.sweepHandshakes, ms);
-    this.handshakeTimer.unref();
-  }
+  /** Handshake deadlines: one timer for all connections (after configure() lowers the timeout, see DeadlineQueue). */
+  private readonly handshakes = new DeadlineQueue<net.Socket>((socket) => {
+    this.logger.warn(`${clientLabel(socket)}: handshake not completed within ${this.opts.handshakeTimeoutMs} ms; closing`);
+    socket.destroy();
+  });
 
   /** Stops a connection's handshake deadline (idempotent). */
   handshakeDone(socket: net.Socket): void {
@@ -210,10 +188,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     socket.on('close', this.onSocketClose);
     // An absolute deadline, not socket.setTimeout: a client trickling one byte at a time must not extend it.
     const handshakeTimeout = this.opts.handshakeTimeoutMs;
-    if (handshakeTimeout > 0) {
-      this.handshakes.set(socket, Date.now() + handshakeTimeout);
-      if (this.handshakeTimer === undefined) this.armHandshakeTimer(handshakeTimeout);
-    }
+    if (handshakeTimeout > 0) this.handshakes.add(socket, handshakeTimeout);
     const ctx = new Context(this, socket, this.opts, this.logger, this.routerImpl, live >= this.opts.maxSessions);
     socket.once('data', (first: Buffer) => {
       const handler = this.handlers.get(first[0]) ?? this.handlers.get(-1);

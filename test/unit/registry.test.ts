@@ -38,6 +38,9 @@ test('registry: open/change/close events, live counters, totals, bounded closed 
   assert.equal(reg.recentlyClosed().length, 2, 'closed list keeps the newest 2');
   assert.deepEqual(reg.recentlyClosed().map((x) => x.id), [2, 3]);
   assert.equal(reg.totals().bytesDown, 5040, 'totals keep closed sessions beyond the list');
+  // Past the batch trim (twice the bound) the list is still the newest 2, in order.
+  for (let i = 0; i < 7; i++) reg.open('http', 'c').close('x');
+  assert.deepEqual(reg.recentlyClosed().map((x) => x.id), [9, 10]);
   reg.clearClosed();
   assert.equal(reg.recentlyClosed().length, 0);
 });
