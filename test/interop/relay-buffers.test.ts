@@ -148,6 +148,19 @@ function writeAll(s: net.Socket, data: Buffer): void {
   pump();
 }
 
+/** Sends `data` through the proxy to a hash sink (see startHashSink), half-closes, and resolves with its answer. */
+async function upload(sinkPort: number, data: Buffer): Promise<string> {
+  const s = await socksConnect(sinkPort);
+  return new Promise<string>((resolve, reject) => {
+    let answer = '';
+    s.on('data', (c: Buffer) => (answer += c.toString()));
+    s.on('end', () => resolve(answer));
+    s.on('error', reject);
+    s.resume();
+    writeAll(s, data);
+  });
+}
+
 /** The largest number of large buffers in use while `work` runs (sampled), and whether the bound held. */
 async function sampled<T>(work: Promise<T>): Promise<{ result: T; peak: number }> {
   let peak = ownBuffersInUse();
@@ -185,17 +198,7 @@ for (const buffers of [true, false]) {
       const sink = await startHashSink();
       try {
         const data = pattern(24 * MB, 7);
-        const s = await socksConnect(sink.port);
-        const { result, peak } = await sampled(
-          new Promise<string>((resolve, reject) => {
-            let answer = '';
-            s.on('data', (c: Buffer) => (answer += c.toString()));
-            s.on('end', () => resolve(answer));
-            s.on('error', reject);
-            s.resume();
-            writeAll(s, data);
-          }),
-        );
+        const { result, peak } = await sampled(upload(sink.port, data));
         assert.equal(result, `${sha256(data)} ${data.length}`);
         assert.ok(buffers ? peak >= 1 : peak === 0, `a bulk upload reads into a large buffer only in buffer mode (peak ${peak})`);
         assert.ok(peak <= MAX_OWN);
@@ -241,21 +244,7 @@ for (const buffers of [true, false]) {
       const streams = Array.from({ length: 8 }, (_, i) => pattern(3 * MB, 100 + i));
       const sink = await startHashSink();
       try {
-        const { result, peak } = await sampled(
-          Promise.all(
-            streams.map(async (data) => {
-              const s = await socksConnect(sink.port);
-              return new Promise<string>((resolve, reject) => {
-                let answer = '';
-                s.on('data', (c: Buffer) => (answer += c.toString()));
-                s.on('end', () => resolve(answer));
-                s.on('error', reject);
-                s.resume();
-                writeAll(s, data);
-              });
-            }),
-          ),
-        );
+        const { result, peak } = await sampled(Promise.all(streams.map((data) => upload(sink.port, data))));
         result.forEach((answer, i) => assert.equal(answer, `${sha256(streams[i])} ${streams[i].length}`));
         assert.ok(peak <= MAX_OWN, `at most ${MAX_OWN} large buffers (peak ${peak})`);
       } finally {

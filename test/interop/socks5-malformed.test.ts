@@ -297,65 +297,62 @@ test('every reply code from real causes: blocked → X\'02\', timeout → X\'06\
   }
 });
 
-test('a client that leaves while its CONNECT is still dialing cancels the dial (the outbound socket goes at once)', async () => {
+/**
+ * A destination where a connect hangs, on loopback: a listener with backlog 0 that never accepts, its queue
+ * filled, so Linux drops further SYNs. Held by a Python process (Node's listeners always accept).
+ */
+async function hangingDestination(): Promise<{ port: number; close(): void }> {
   const holder = spawn(PYTHON, ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)']);
-  const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
-  try {
-    const port = Number(await new Promise<string>((r) => holder.stdout.once('data', (d: Buffer) => r(d.toString()))));
-    const fillers: net.Socket[] = [];
-    for (let i = 0; i < 4; i++) {
-      const f = net.connect(port, '127.0.0.1');
-      f.on('error', () => undefined);
-      fillers.push(f);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-    const p = await startProxy({ connectTimeoutMs: 10_000 });
-    try {
-      const before = sockets();
-      const c = await rawConnect(p.port);
-      c.write([...GREET, ...connectReq(port)]);
-      assert.equal(hex(await c.read(2)), '0500');
-      await new Promise((r) => setTimeout(r, 200));
-      // The test's client socket, the proxy's accepted socket and its outbound connect in progress.
-      assert.equal(sockets(), before + 3);
-      // Gone for good (RST): a FIN alone is a half-close, after which the client may still want the reply.
-      c.socket.resetAndDestroy();
-      const deadline = Date.now() + 2000;
-      while (sockets() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(sockets(), before, 'the dial was cancelled, not left to its 10 s connect timeout');
-    } finally {
-      await p.close();
+  const port = Number(await new Promise<string>((r) => holder.stdout.once('data', (d: Buffer) => r(d.toString()))));
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const f = net.connect(port, '127.0.0.1');
+    f.on('error', () => undefined);
+    fillers.push(f);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    port,
+    close: () => {
       fillers.forEach((f) => f.destroy());
-    }
+      holder.kill();
+    },
+  };
+}
+
+test('a client that leaves while its CONNECT is still dialing cancels the dial (the outbound socket goes at once)', async () => {
+  const dest = await hangingDestination();
+  const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+  const p = await startProxy({ connectTimeoutMs: 10_000 });
+  try {
+    const before = sockets();
+    const c = await rawConnect(p.port);
+    c.write([...GREET, ...connectReq(dest.port)]);
+    assert.equal(hex(await c.read(2)), '0500');
+    await new Promise((r) => setTimeout(r, 200));
+    // The test's client socket, the proxy's accepted socket and its outbound connect in progress.
+    assert.equal(sockets(), before + 3);
+    // Gone for good (RST): a FIN alone is a half-close, after which the client may still want the reply.
+    c.socket.resetAndDestroy();
+    const deadline = Date.now() + 2000;
+    while (sockets() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sockets(), before, 'the dial was cancelled, not left to its 10 s connect timeout');
   } finally {
-    holder.kill();
+    await p.close();
+    dest.close();
   }
 });
 
 test('connect timeout: a destination whose accept queue is full answers X\'06\'', async () => {
-  // A listener with backlog 0 that never accepts: once its queue is full Linux drops further SYNs,
-  // so a connect genuinely hangs, on loopback.
-  const holder = spawn(PYTHON, ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)']);
+  const dest = await hangingDestination();
+  const p = await startProxy({ connectTimeoutMs: 500 });
   try {
-    const port = Number(await new Promise<string>((r) => holder.stdout.once('data', (d: Buffer) => r(d.toString()))));
-    const fillers: net.Socket[] = [];
-    for (let i = 0; i < 4; i++) {
-      const f = net.connect(port, '127.0.0.1');
-      f.on('error', () => undefined);
-      fillers.push(f);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-    const p = await startProxy({ connectTimeoutMs: 500 });
-    try {
-      const c = await rawConnect(p.port);
-      c.write([...GREET, ...connectReq(port)]);
-      assert.equal(hex(await c.closed(5000)), '0500' + '05060001000000000000');
-      assert.ok(p.logger.has('timed out after 500 ms'));
-    } finally {
-      await p.close();
-      fillers.forEach((f) => f.destroy());
-    }
+    const c = await rawConnect(p.port);
+    c.write([...GREET, ...connectReq(dest.port)]);
+    assert.equal(hex(await c.closed(5000)), '0500' + '05060001000000000000');
+    assert.ok(p.logger.has('timed out after 500 ms'));
   } finally {
-    holder.kill();
+    await p.close();
+    dest.close();
   }
 });
