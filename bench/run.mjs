@@ -3,8 +3,8 @@
 //
 //   node bench/run.mjs [--quick] [--runs N] [--seconds S] [--only a,b] [--skip-setup] [--before DIR]
 //
-// --before DIR adds a column for the engine in another checkout (e.g. `git worktree add /tmp/base HEAD~1`),
-// measured in the same run, for before/after figures of an engine change.
+// --before DIR adds a column for the engine in another checkout (e.g. `git worktree add /tmp/base HEAD~1`; its
+// packages are taken from this checkout's node_modules), measured in the same run, for before/after figures.
 //
 // Peers: a minimal Node relay (handshake + pipe(), the Node floor), dante-server, microsocks, and a
 // direct connection. Load comes from bench/loadgen.c (compiled here), the same client for every proxy;
@@ -247,7 +247,7 @@ function setup() {
       process.execPath,
       [
         '-e',
-        `require('esbuild').buildSync({ entryPoints: [${JSON.stringify(path.join(src, 'src/core/server.ts'))}], bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: ${JSON.stringify(path.join(BUILD, out))}, logLevel: 'warning' })`,
+        `require('esbuild').buildSync({ entryPoints: [${JSON.stringify(path.join(src, 'src/core/server.ts'))}], bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: ${JSON.stringify(path.join(BUILD, out))}, nodePaths: [${JSON.stringify(path.join(ROOT, 'node_modules'))}], logLevel: 'warning' })`,
       ],
       { cwd: ROOT, stdio: 'inherit' },
     );
