@@ -102,6 +102,28 @@ function socksConnect(port: number): Promise<net.Socket> {
   });
 }
 
+/** HTTP CONNECT to 127.0.0.1:port on the same proxy port; resolves with the tunnel once the 200 is in. */
+function httpConnect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    s.once('error', reject);
+    s.on('connect', () => s.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`));
+    let got = Buffer.alloc(0);
+    const onData = (c: Buffer): void => {
+      got = Buffer.concat([got, c]);
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      s.off('data', onData);
+      s.pause();
+      if (!/^HTTP\/1\.1 200/.test(got.toString('latin1'))) return reject(new Error(`CONNECT refused: ${got.toString('latin1')}`));
+      if (got.length > end + 4) s.unshift(got.subarray(end + 4));
+      s.off('error', reject);
+      resolve(s);
+    };
+    s.on('data', onData);
+  });
+}
+
 /**
  * Reads a socket to its end. `stall` pauses reading each time another `every` bytes have come, until
  * `until()` is true (checked every 10 ms) or `maxMs` has passed.
@@ -230,6 +252,19 @@ for (const buffers of [true, false]) {
     test('16 MB both ways at once through an echo target, with the client stalling now and then', async () => {
       const data = pattern(16 * MB, 3);
       const s = await socksConnect(echo.port);
+      const reading = readAll(s, { every: 4 * MB, maxMs: 100 });
+      writeAll(s, data);
+      const { result, peak } = await sampled(reading);
+      assert.equal(result.bytes, data.length);
+      assert.equal(result.hash, sha256(data));
+      assert.ok((buffers ? peak >= 1 : peak === 0) && peak <= MAX_OWN);
+      s.destroy();
+      await allReturned();
+    });
+
+    test('HTTP CONNECT on the same port: 16 MB both ways at once through an echo target', async () => {
+      const data = pattern(16 * MB, 9);
+      const s = await httpConnect(echo.port);
       const reading = readAll(s, { every: 4 * MB, maxMs: 100 });
       writeAll(s, data);
       const { result, peak } = await sampled(reading);
