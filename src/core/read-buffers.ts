@@ -20,6 +20,7 @@ export const SHARED_SIZE = 64 * 1024;
 export const OWN_SIZE = 256 * 1024;
 /** At most this many large buffers exist at once (32 MiB); beyond, sockets keep to the shared one. */
 export const MAX_OWN = 128;
+let maxOwn = MAX_OWN;
 const MAX_FREE = 16;
 
 const shared = Buffer.allocUnsafeSlow(SHARED_SIZE);
@@ -36,7 +37,7 @@ export function sharedBuffer(): Buffer {
 
 /** A large buffer of its own for a bulk reader, or undefined when the pool's bound is reached. */
 export function takeOwn(): Buffer | undefined {
-  if (out >= MAX_OWN) return undefined;
+  if (out >= maxOwn) return undefined;
   out++;
   return free.pop() ?? Buffer.allocUnsafeSlow(OWN_SIZE);
 }
@@ -50,6 +51,11 @@ export function giveBack(buf: Buffer): void {
 /** Gone with its socket while a write may still point into it: let the garbage collector have it. */
 export function forget(): void {
   out--;
+}
+
+/** Lowers (or restores) the bound on large buffers; tests use it to run bulk streams past an exhausted pool. */
+export function setMaxOwnBuffers(n: number = MAX_OWN): void {
+  maxOwn = n;
 }
 
 /** Large buffers in use, for tests and the bench. */

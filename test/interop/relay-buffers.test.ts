@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { Running, startEchoServer, startProxy } from '../helpers/servers';
 import { cleanEnv, pattern, sha256 } from '../helpers/http-tools';
-import { MAX_OWN, ownBuffersInUse, useReadBuffers } from '../../src/core/read-buffers';
+import { MAX_OWN, ownBuffersInUse, setMaxOwnBuffers, useReadBuffers } from '../../src/core/read-buffers';
 import type { ProxyServer } from '../../src/core/server';
 
 let proxy: Running & { server: ProxyServer };
@@ -283,6 +283,21 @@ for (const buffers of [true, false]) {
         result.forEach((answer, i) => assert.equal(answer, `${sha256(streams[i])} ${streams[i].length}`));
         assert.ok(peak <= MAX_OWN, `at most ${MAX_OWN} large buffers (peak ${peak})`);
       } finally {
+        await sink.close();
+      }
+      await allReturned();
+    });
+
+    test('an exhausted pool (bound lowered to 2): six bulk streams at once stay intact, the rest read through the shared buffer', async () => {
+      setMaxOwnBuffers(2);
+      const streams = Array.from({ length: 6 }, (_, i) => pattern(4 * MB, 200 + i));
+      const sink = await startHashSink();
+      try {
+        const { result, peak } = await sampled(Promise.all(streams.map((data) => upload(sink.port, data))));
+        result.forEach((answer, i) => assert.equal(answer, `${sha256(streams[i])} ${streams[i].length}`));
+        assert.ok(buffers ? peak === 2 : peak === 0, `the bound was reached and never passed (peak ${peak})`);
+      } finally {
+        setMaxOwnBuffers();
         await sink.close();
       }
       await allReturned();
