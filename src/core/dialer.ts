@@ -9,6 +9,12 @@ import { DeadlineQueue } from './deadlines';
 export interface DialOptions {
   /** Aborted when the client goes away or the server closes. */
   signal: CancelSignal;
+  /** Told which member of a failover group carried the request (the session, so its route can say). */
+  route?: RouteListener;
+}
+
+export interface RouteListener {
+  via(member: string): void;
 }
 
 /** A listening endpoint for BIND: where the peer should connect, and the connection once it does. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { formatEndpoint, normalizeIp } from './address';
+import type { RouteListener } from './dialer';
 
 export type SessionProtocol = 'socks5' | 'socks4' | 'http';
 export type SessionCommand = 'connect' | 'bind' | 'udp-associate' | 'http';
@@ -56,7 +57,7 @@ export interface SessionCloser {
   close(reason: string): void;
 }
 
-export class Session {
+export class Session implements RouteListener {
   readonly id: number;
   readonly protocol: SessionProtocol;
   /** The client's `host:port`, formatted on first use (most sessions are never shown). */
@@ -132,6 +133,11 @@ export class Session {
     if (this.state === 'closed') return;
     Object.assign(this, fields);
     this.registry.emit('change', this);
+  }
+
+  /** A failover group says which member carried the request (see RouteListener): `default → ha via office`. */
+  via(member: string): void {
+    this.update({ route: `${this.route ?? ''} via ${member}`.trimStart() });
   }
 
   close(outcome: string, reply?: number): void {

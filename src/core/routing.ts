@@ -153,7 +153,9 @@ export class RuleRouter implements Router {
         if (m.includes('://')) return fromUrls(u.name, [m]);
         throw badConfig(`upstream "${u.name}"`, `failover member "${redactUrl(m)}" is not a defined upstream, a URL or "direct"`);
       });
-      this.named.set(u.name, new FailoverDialer(u.name, members, logger));
+      // A URL member is named by its redacted form: a session's route must not show a password.
+      const names = u.failover.map((m) => (m.includes('://') ? redactUrl(m) : m));
+      this.named.set(u.name, new FailoverDialer(u.name, members, logger, names));
     }
     const target = (action: string, where: string, label: string): RouteDecision => {
       if (action === 'block') return { action: 'block', route: `${label} → block` };

@@ -11,7 +11,7 @@ import { checkUpstream } from '../../src/core/health';
 import { encodeRequest } from '../../src/core/socks5/protocol';
 import { Daemon, ensureSystemUser, have, isRoot, startDante, startMicrosocks, startTinyproxy, startTlsConnectProxy } from '../helpers/daemons';
 import { PYTHON, run } from '../helpers/run';
-import { deadPort, MemoryLogger, Running, startEchoServer, startHttpServer, startProxy, startUdpEcho } from '../helpers/servers';
+import { deadPort, MemoryLogger, Running, startEchoServer, startHttpServer, startProxy, startUdpEcho, waitForClosed } from '../helpers/servers';
 import { rawConnect } from '../helpers/socks';
 import type { ProxyServer } from '../../src/core/server';
 
@@ -325,6 +325,9 @@ test('failover group: a dead member is skipped, the next one connects', { skip }
   const r = await curl(proxy.port, `http://localhost:${web.port}/ha`);
   assert.equal(r.stdout, 'hello /ha', r.stderr);
   assert.ok(proxy.logger.has(`ha: connect through socks5h://127.0.0.1:${dead} failed`), proxy.logger.lines.join('\n'));
+  // The session's route names the member that carried it.
+  const closed = await waitForClosed(proxy.server.registry, (s) => s.destination === `localhost:${web.port}`);
+  assert.equal(closed.route, 'default → ha via ms');
   const allDead = await relayWith({ upstreams: [{ name: 'g', failover: [`socks5h://127.0.0.1:${dead}`, `http://127.0.0.1:${dead}`] }], default: 'g' });
   assert.equal(await replyCode(allDead.port, '127.0.0.1', web.port), 0x05);
 });

@@ -213,7 +213,7 @@ class HttpConnection {
     }
     const abort = new Cancellation();
     res.once('close', () => abort.abort());
-    decision.dialer.dial(dest, { signal: abort.signal }).then(
+    decision.dialer.dial(dest, { signal: abort.signal, route: session }).then(
       (upstream) => {
         if (res.destroyed || this.socket.destroyed) {
           upstream.destroy();
@@ -367,7 +367,7 @@ class HttpConnection {
   }
 
   private async tunnel(sock: Socket, head: Buffer, dest: Endpoint, dialer: Dialer, session: Session, tag: string, signal: CancelSignal): Promise<void> {
-    const upstream = await dialer.dial(dest, { signal });
+    const upstream = await dialer.dial(dest, { signal, route: session });
     if (sock.destroyed) {
       upstream.destroy();
       session.close('client went away while connecting');

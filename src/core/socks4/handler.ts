@@ -126,7 +126,7 @@ export class Socks4Connection {
 
 
   private async connect(dest: Endpoint, dialer: Dialer): Promise<void> {
-    const target = await dialer.dial(dest, { signal: this.abort.signal });
+    const target = await dialer.dial(dest, { signal: this.abort.signal, route: this.session });
     if (this.socket.destroyed) {
       target.destroy();
       this.session.close('client went away while connecting');
@@ -141,6 +141,7 @@ export class Socks4Connection {
     if (!dialer.bind) throw new ProxyError('BAD_COMMAND', `BIND is not supported through ${dialer.label}`, Reply.COMMAND_NOT_SUPPORTED);
     const handle = await dialer.bind(dest, {
       signal: this.abort.signal,
+      route: this.session,
       localAddress: normalizeIp(this.socket.localAddress),
       timeoutMs: this.ctx.options.bindTimeoutMs,
       onRefusedPeer: (peer) => this.ctx.logger.warn(`${this.tag}: SOCKS4 BIND refused a connection from ${formatEndpoint(peer)} (expected ${this.session.destination})`),

@@ -184,7 +184,7 @@ export class Socks5Connection {
   }
 
   private async connect(dest: Endpoint, dialer: Dialer, signal: CancelSignal): Promise<void> {
-    const target = await dialer.dial(dest, { signal });
+    const target = await dialer.dial(dest, { signal, route: this.session });
     if (this.socket.destroyed) {
       target.destroy();
       this.session.close('client went away while connecting');
@@ -199,6 +199,7 @@ export class Socks5Connection {
     if (!dialer.bind) throw new ProxyError('BAD_COMMAND', `BIND is not supported through ${dialer.label}`, Reply.COMMAND_NOT_SUPPORTED);
     const handle = await dialer.bind(dest, {
       signal,
+      route: this.session,
       localAddress: normalizeIp(this.socket.localAddress),
       timeoutMs: this.ctx.options.bindTimeoutMs,
       onRefusedPeer: (peer) => this.ctx.logger.warn(`${this.tag}: BIND refused a connection from ${formatEndpoint(peer)} (expected ${this.session.destination})`),
@@ -341,7 +342,7 @@ class UdpAssociation {
   }
 
   private openPath(dialer: Dialer): Promise<UdpPath | undefined> {
-    const pending = (dialer.openUdp ? dialer.openUdp((src, payload) => this.toClient(src, payload), { signal: this.abort.signal }) : Promise.reject(new Error(`UDP is not supported through ${dialer.label}`))).then(
+    const pending = (dialer.openUdp ? dialer.openUdp((src, payload) => this.toClient(src, payload), { signal: this.abort.signal, route: this.session }) : Promise.reject(new Error(`UDP is not supported through ${dialer.label}`))).then(
       (path) => {
         if (this.done) {
           path.close();

@@ -4,41 +4,47 @@ import type { Endpoint } from '../address';
 import type { BindHandle, BindOptions, Dialer, DialOptions, UdpPath, UdpReceiver } from '../dialer';
 import { describeError, ProxyError, Reply, replyForError } from '../errors';
 import { Logger, silentLogger } from '../log';
-import type { CancelSignal } from '../cancel';
 
 export class FailoverDialer implements Dialer {
   readonly label: string;
+
+  /** How a session's route names each member: the configured upstream name, or the member's label. */
+  private readonly memberNames: readonly string[];
 
   constructor(
     readonly name: string,
     readonly members: readonly Dialer[],
     private readonly logger: Logger = silentLogger,
+    memberNames?: readonly string[],
   ) {
     if (members.length === 0) throw new ProxyError('BAD_RULE', `failover group "${name}" has no members`);
     this.label = `${name} (failover: ${members.map((m) => m.label).join(' | ')})`;
+    this.memberNames = memberNames ?? members.map((m) => m.label);
   }
 
   dial(destination: Endpoint, options: DialOptions): Promise<Socket> {
-    return this.attempt('connect', options.signal, (m) => m.dial(destination, options));
+    return this.attempt('connect', options, (m) => m.dial(destination, options));
   }
 
   bind(destination: Endpoint, options: BindOptions): Promise<BindHandle> {
-    return this.attempt('BIND', options.signal, (m) => m.bind?.(destination, options));
+    return this.attempt('BIND', options, (m) => m.bind?.(destination, options));
   }
 
   openUdp(receive: UdpReceiver, options: DialOptions): Promise<UdpPath> {
-    return this.attempt('UDP', options.signal, (m) => m.openUdp?.(receive, options));
+    return this.attempt('UDP', options, (m) => m.openUdp?.(receive, options));
   }
 
-  private async attempt<T>(what: string, signal: CancelSignal, run: (member: Dialer) => Promise<T> | undefined): Promise<T> {
+  private async attempt<T>(what: string, options: DialOptions, run: (member: Dialer) => Promise<T> | undefined): Promise<T> {
+    const { signal } = options;
     const failures: { member: Dialer; error: unknown }[] = [];
-    for (const member of this.members) {
+    for (const [i, member] of this.members.entries()) {
       if (signal.aborted) break;
       const pending = run(member);
       if (pending === undefined) continue; // this member cannot do it (BIND/UDP unsupported)
       try {
         const result = await pending;
         if (failures.length > 0) this.logger.info(`${this.name}: ${what} through ${member.label} after ${failures.length} failed member(s)`);
+        options.route?.via(this.memberNames[i]);
         return result;
       } catch (err) {
         if (signal.aborted) throw err;
