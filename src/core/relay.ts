@@ -182,7 +182,8 @@ class Pump {
       // A copy: ordinary backpressure, 'drain' follows a false.
       if (to.write(chunk)) return true;
     } else {
-      to.write((buf as Buffer).subarray(0, n), (this.afterWrite ??= () => this.drained()));
+      // A full read is written as the buffer itself: no view object per chunk.
+      to.write(n === buf.length ? buf : (buf as Buffer).subarray(0, n), (this.afterWrite ??= () => this.drained()));
       if (to.writableLength === 0) {
         if (n < SHARED_SIZE) this.release();
         return true;
