@@ -238,6 +238,8 @@ class UdpAssociation {
   private relaySocket: dgram.Socket | undefined;
   private readonly clientIp: string;
   private clientPort: number | undefined;
+  /** The relay socket is connect()ed to the client once its port is known (see connectToClient). */
+  private connected = false;
   private readonly paths = new Map<Dialer, UdpPath | Promise<UdpPath | undefined>>();
   private lastActivity = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
@@ -270,6 +272,7 @@ class UdpAssociation {
     });
     sock.on('error', (err) => this.ctx.logger.debug(`${this.tag}: UDP relay socket: ${err.message}`));
     sock.on('message', (msg, rinfo) => this.fromClient(msg, rinfo));
+    if (this.clientPort !== undefined) this.connectToClient(this.clientPort);
     const bound = endpoint(localIp, sock.address().port);
     this.control.write(encodeReply(Reply.SUCCEEDED, bound));
     this.session.update({ state: 'open' });
@@ -309,8 +312,10 @@ class UdpAssociation {
 
   private fromClient(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (normalizeIp(rinfo.address) !== this.clientIp) return; // only the client may use its association
-    if (this.clientPort === undefined) this.clientPort = rinfo.port;
-    else if (rinfo.port !== this.clientPort) return;
+    if (this.clientPort === undefined) {
+      this.clientPort = rinfo.port;
+      this.connectToClient(rinfo.port);
+    } else if (rinfo.port !== this.clientPort) return;
     this.lastActivity = Date.now();
     let datagram;
     try {
@@ -339,6 +344,17 @@ class UdpAssociation {
     }
     const pending = path ?? this.openPath(decision.dialer);
     void pending.then((p) => p?.send(datagram.destination, datagram.payload));
+  }
+
+  /**
+   * The relay socket talks to one client endpoint only: connected to it, the kernel drops datagrams from
+   * anyone else, and each answer is sent without an address (no lookup and route per datagram in Node and
+   * the kernel). Until the connect completes, answers carry the address.
+   */
+  private connectToClient(port: number): void {
+    this.relaySocket?.connect(port, this.clientIp, () => {
+      this.connected = true;
+    });
   }
 
   private openPath(dialer: Dialer): Promise<UdpPath | undefined> {
@@ -373,6 +389,7 @@ class UdpAssociation {
       this.headerCache.set(key, header);
     }
     // A list of buffers goes out as one datagram without copying the payload.
-    this.relaySocket.send([header, payload], this.clientPort, this.clientIp);
+    if (this.connected) this.relaySocket.send([header, payload]);
+    else this.relaySocket.send([header, payload], this.clientPort, this.clientIp);
   }
 }
