@@ -27,7 +27,7 @@ const shared = Buffer.allocUnsafeSlow(SHARED_SIZE);
 const free: Buffer[] = [];
 let out = 0;
 
-export function isShared(buf: Uint8Array): boolean {
+export function isShared(buf: Buffer): boolean {
   return buf === shared;
 }
 
@@ -63,8 +63,11 @@ export function ownBuffersInUse(): number {
   return out;
 }
 
-/** Returns false to stop reading (backpressure); the socket is restarted with resume(). */
-export type ReadCallback = (nread: number, buf: Uint8Array) => boolean;
+/**
+ * Returns false to stop reading (backpressure); the socket is restarted with resume(). `buf` is the buffer
+ * `next` last handed out (Node passes back what it was given).
+ */
+export type ReadCallback = (nread: number, buf: Buffer) => boolean;
 
 interface Slots {
   buffer: symbol;
@@ -107,6 +110,6 @@ export function readIntoBuffers(socket: Socket, callback: ReadCallback, next: ()
   fields[slots.buffer] = first;
   fields[slots.callback] = callback;
   fields[slots.generator] = next;
-  (handle.useUserBuffer as (buf: Uint8Array) => void).call(handle, first);
+  (handle.useUserBuffer as (buf: Buffer) => void).call(handle, first);
   return true;
 }

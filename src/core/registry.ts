@@ -48,15 +48,15 @@ export interface ClientAddress {
   readonly remotePort: number | undefined;
 }
 
-/**
- * One proxied connection. Byte counts are read from the sockets on demand (Node keeps them anyway),
- * so the relay path emits no per-chunk events.
- */
 /** What ends a live session: the relay itself, or a handler's teardown. An object, not a closure, so a relayed session carries none. */
 export interface SessionCloser {
   close(reason: string): void;
 }
 
+/**
+ * One proxied connection. Byte counts are read from the sockets on demand (Node keeps them anyway),
+ * so the relay path emits no per-chunk events.
+ */
 export class Session implements RouteListener {
   readonly id: number;
   readonly protocol: SessionProtocol;

@@ -128,7 +128,7 @@ function onData(this: Socket, chunk: Buffer): void {
 }
 
 /** Buffer mode: Node calls the read callback as a method of the socket (`socket[kBufferCb](n, buf)`). */
-function onRead(this: Socket, n: number, buf: Uint8Array): boolean {
+function onRead(this: Socket, n: number, buf: Buffer): boolean {
   return relayOf(this).from(this).read(n, buf);
 }
 
@@ -173,17 +173,17 @@ class Pump {
     if (!this.waiting) from.resume();
   }
 
-  read(n: number, buf: Uint8Array): boolean {
+  read(n: number, buf: Buffer): boolean {
     const to = this.to;
     if (isShared(buf)) {
       const chunk = Buffer.allocUnsafe(n);
-      (buf as Buffer).copy(chunk, 0, 0, n);
+      buf.copy(chunk, 0, 0, n);
       if (n === SHARED_SIZE) this.own = takeOwn();
       // A copy: ordinary backpressure, 'drain' follows a false.
       if (to.write(chunk)) return true;
     } else {
       // A full read is written as the buffer itself: no view object per chunk.
-      to.write(n === buf.length ? buf : (buf as Buffer).subarray(0, n), (this.afterWrite ??= () => this.drained()));
+      to.write(n === buf.length ? buf : buf.subarray(0, n), (this.afterWrite ??= () => this.drained()));
       if (to.writableLength === 0) {
         if (n < SHARED_SIZE) this.release();
         return true;
