@@ -52,15 +52,12 @@ export async function startHttpServer(host = '127.0.0.1'): Promise<Running & { r
 /** A TCP server that echoes what it receives and ends when the client ends. */
 export async function startEchoServer(host = '127.0.0.1'): Promise<Running & { connections: number }> {
   const state = { connections: 0 };
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
     state.connections++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
     s.on('error', () => undefined);
     s.pipe(s);
   });
-  const running = await listenOn(server, host, () => new Promise((r) => server.close(() => r())), {}, () => sockets.forEach((s) => s.destroy()));
+  const running = await serveTcp(server, host);
   // A getter in an object literal (Object.assign would copy its value once, frozen at 0).
   return {
     ...running,
@@ -68,6 +65,16 @@ export async function startEchoServer(host = '127.0.0.1'): Promise<Running & { c
       return state.connections;
     },
   };
+}
+
+/** Listens on an ephemeral port; close() destroys the connections still open, then closes the server. */
+export async function serveTcp(server: net.Server, host = '127.0.0.1'): Promise<Running> {
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  return listenOn(server, host, () => new Promise((r) => server.close(() => r())), {}, () => sockets.forEach((s) => s.destroy()));
 }
 
 /** A UDP server that answers each datagram with `echo:` + payload. */

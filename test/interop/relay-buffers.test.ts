@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { Running, startEchoServer, startProxy } from '../helpers/servers';
+import { Running, serveTcp, startEchoServer, startProxy } from '../helpers/servers';
 import { cleanEnv, pattern, sha256 } from '../helpers/http-tools';
 import { MAX_OWN, ownBuffersInUse, setMaxOwnBuffers, useReadBuffers } from '../../src/core/read-buffers';
 import type { ProxyServer } from '../../src/core/server';
@@ -32,7 +32,7 @@ async function startHashSink(): Promise<Running> {
     s.on('end', () => s.end(`${hash.digest('hex')} ${bytes}`));
     s.on('error', () => undefined);
   });
-  return listen(server);
+  return serveTcp(server);
 }
 
 /** A target that sends `data` and ends, recording whether its writes ever had to wait (the proxy stopped reading). */
@@ -55,7 +55,7 @@ async function startSource(data: Buffer): Promise<Running & { backpressure: numb
     };
     pump();
   });
-  const running = await listen(server);
+  const running = await serveTcp(server);
   return {
     ...running,
     get backpressure() {
@@ -64,64 +64,45 @@ async function startSource(data: Buffer): Promise<Running & { backpressure: numb
   };
 }
 
-async function listen(server: net.Server): Promise<Running> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+/**
+ * Opens a tunnel through the proxy: writes `request`, reads until `replyLength(received)` knows how long the
+ * reply is, checks it with `ok`, and resolves with the socket, paused, anything after the reply unshifted.
+ */
+function openTunnel(request: Buffer | string, replyLength: (got: Buffer) => number, ok: (reply: Buffer) => boolean): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    s.once('error', reject);
+    s.on('connect', () => s.write(request));
+    let got = Buffer.alloc(0);
+    const onData = (c: Buffer): void => {
+      got = Buffer.concat([got, c]);
+      const n = replyLength(got);
+      if (n < 0) return;
+      s.off('data', onData);
+      s.pause();
+      if (!ok(got.subarray(0, n))) return reject(new Error(`tunnel refused: ${got.toString('latin1')}`));
+      if (got.length > n) s.unshift(got.subarray(n));
+      s.off('error', reject);
+      resolve(s);
+    };
+    s.on('data', onData);
   });
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        sockets.forEach((s) => s.destroy());
-        server.close(() => r());
-      }),
-  };
 }
 
-/** SOCKS5 CONNECT to 127.0.0.1:port; resolves with the socket once the reply is in, anything after it unshifted. */
+/** SOCKS5 CONNECT to 127.0.0.1:port (no auth; a 10-byte IPv4 reply). */
 function socksConnect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
-    s.once('error', reject);
-    s.on('connect', () => s.write(Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff])));
-    let got = Buffer.alloc(0);
-    const onData = (c: Buffer): void => {
-      got = Buffer.concat([got, c]);
-      if (got.length < 12) return;
-      s.off('data', onData);
-      s.pause();
-      if (got[1] !== 0 || got[3] !== 0) return reject(new Error(`CONNECT refused: ${got.toString('hex')}`));
-      if (got.length > 12) s.unshift(got.subarray(12));
-      s.off('error', reject);
-      resolve(s);
-    };
-    s.on('data', onData);
-  });
+  const request = Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff]);
+  return openTunnel(request, (got) => (got.length >= 12 ? 12 : -1), (reply) => reply[1] === 0 && reply[3] === 0);
 }
 
-/** HTTP CONNECT to 127.0.0.1:port on the same proxy port; resolves with the tunnel once the 200 is in. */
+/** HTTP CONNECT to 127.0.0.1:port on the same proxy port. */
 function httpConnect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
-    s.once('error', reject);
-    s.on('connect', () => s.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`));
-    let got = Buffer.alloc(0);
-    const onData = (c: Buffer): void => {
-      got = Buffer.concat([got, c]);
-      const end = got.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      s.off('data', onData);
-      s.pause();
-      if (!/^HTTP\/1\.1 200/.test(got.toString('latin1'))) return reject(new Error(`CONNECT refused: ${got.toString('latin1')}`));
-      if (got.length > end + 4) s.unshift(got.subarray(end + 4));
-      s.off('error', reject);
-      resolve(s);
-    };
-    s.on('data', onData);
-  });
+  const request = `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`;
+  const headEnd = (got: Buffer): number => {
+    const i = got.indexOf('\r\n\r\n');
+    return i < 0 ? -1 : i + 4;
+  };
+  return openTunnel(request, headEnd, (reply) => /^HTTP\/1\.1 200/.test(reply.toString('latin1')));
 }
 
 /**
@@ -249,31 +230,23 @@ for (const buffers of [true, false]) {
       await allReturned();
     });
 
-    test('16 MB both ways at once through an echo target, with the client stalling now and then', async () => {
-      const data = pattern(16 * MB, 3);
-      const s = await socksConnect(echo.port);
-      const reading = readAll(s, { every: 4 * MB, maxMs: 100 });
-      writeAll(s, data);
-      const { result, peak } = await sampled(reading);
-      assert.equal(result.bytes, data.length);
-      assert.equal(result.hash, sha256(data));
-      assert.ok((buffers ? peak >= 1 : peak === 0) && peak <= MAX_OWN);
-      s.destroy();
-      await allReturned();
-    });
-
-    test('HTTP CONNECT on the same port: 16 MB both ways at once through an echo target', async () => {
-      const data = pattern(16 * MB, 9);
-      const s = await httpConnect(echo.port);
-      const reading = readAll(s, { every: 4 * MB, maxMs: 100 });
-      writeAll(s, data);
-      const { result, peak } = await sampled(reading);
-      assert.equal(result.bytes, data.length);
-      assert.equal(result.hash, sha256(data));
-      assert.ok((buffers ? peak >= 1 : peak === 0) && peak <= MAX_OWN);
-      s.destroy();
-      await allReturned();
-    });
+    for (const [how, open] of [
+      ['SOCKS5', socksConnect],
+      ['HTTP CONNECT on the same port', httpConnect],
+    ] as const) {
+      test(`${how}: 16 MB both ways at once through an echo target, with the client stalling now and then`, async () => {
+        const data = pattern(16 * MB, 3);
+        const s = await open(echo.port);
+        const reading = readAll(s, { every: 4 * MB, maxMs: 100 });
+        writeAll(s, data);
+        const { result, peak } = await sampled(reading);
+        assert.equal(result.bytes, data.length);
+        assert.equal(result.hash, sha256(data));
+        assert.ok((buffers ? peak >= 1 : peak === 0) && peak <= MAX_OWN);
+        s.destroy();
+        await allReturned();
+      });
+    }
 
     test('eight bulk sessions at once: each stream intact, the large buffers bounded and all returned', async () => {
       const streams = Array.from({ length: 8 }, (_, i) => pattern(3 * MB, 100 + i));

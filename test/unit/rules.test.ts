@@ -1,5 +1,4 @@
 import { test } from 'node:test';
-import * as net from 'node:net';
 import assert from 'node:assert/strict';
 import { endpoint } from '../../src/core/address';
 import { compileRules, firstMatch, parseCondition, parseMatch, ruleMatches } from '../../src/core/rules';
@@ -9,6 +8,7 @@ import type { RouteDecision } from '../../src/core/dialer';
 import { Cancellation } from '../../src/core/cancel';
 import { silentLogger } from '../../src/core/log';
 import { ProxyServer } from '../../src/core/server';
+import { deadPort, startEchoServer } from '../helpers/servers';
 
 function matches(match: string, host: string, port = 443): boolean {
   const [rule] = compileRules([{ match, action: 'direct' }]);
@@ -158,26 +158,21 @@ test('router config errors are clear and never leak passwords', () => {
 });
 
 test('failover group: the route listener hears which member carried the request, a URL member without its password', async () => {
-  const echo = net.createServer((s) => s.on('error', () => undefined).pipe(s)).listen(0, '127.0.0.1');
-  await new Promise((r) => echo.once('listening', r));
-  const echoPort = (echo.address() as net.AddressInfo).port;
+  const echo = await startEchoServer();
   const upstream = new ProxyServer({ host: '127.0.0.1', port: 0, users: [{ username: 'u', password: 'secret' }] }, silentLogger);
   const { port } = await upstream.listen();
-  const dead = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => dead.once('listening', r));
-  const deadPort = (dead.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => dead.close(() => r()));
+  const dead = await deadPort();
   try {
-    const router = buildRouter({ upstreams: [{ name: 'g', failover: [`socks5://u:secret@127.0.0.1:${deadPort}`, `socks5://u:secret@127.0.0.1:${port}`, 'direct'] }], default: 'g' });
-    const decision = router.decide(endpoint('127.0.0.1', echoPort), { command: 'connect' });
+    const router = buildRouter({ upstreams: [{ name: 'g', failover: [`socks5://u:secret@127.0.0.1:${dead}`, `socks5://u:secret@127.0.0.1:${port}`, 'direct'] }], default: 'g' });
+    const decision = router.decide(endpoint('127.0.0.1', echo.port), { command: 'connect' });
     assert.equal(decision.action, 'dial');
     if (decision.action !== 'dial') return;
     const heard: string[] = [];
-    const socket = await decision.dialer.dial(endpoint('127.0.0.1', echoPort), { signal: new Cancellation().signal, route: { via: (m) => heard.push(m) } });
+    const socket = await decision.dialer.dial(endpoint('127.0.0.1', echo.port), { signal: new Cancellation().signal, route: { via: (m) => heard.push(m) } });
     socket.destroy();
     assert.deepEqual(heard, [`socks5://u:***@127.0.0.1:${port}`]);
   } finally {
     await upstream.close();
-    await new Promise<void>((r) => echo.close(() => r()));
+    await echo.close();
   }
 });
