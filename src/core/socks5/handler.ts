@@ -1,22 +1,20 @@
-import * as dgram from 'node:dgram';
-import { isIP, Socket } from 'node:net';
-import { Endpoint, endpoint, endpointOfSocket, formatEndpoint, normalizeIp } from '../address';
+import type { Socket } from 'node:net';
+import { Endpoint, endpointOfSocket, formatEndpoint, normalizeIp } from '../address';
 import { checkCredentials } from '../auth';
 import { Cancellation, type CancelSignal } from '../cancel';
 import type { ConnectionContext } from '../context';
-import type { Dialer, UdpPath } from '../dialer';
+import type { Dialer } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyForError, replyName } from '../errors';
 import type { Session } from '../registry';
 import { relaySession } from '../relay';
 import { closeWith } from '../socket-util';
+import { UdpAssociation } from './udp-association';
 import {
   decodeGreeting,
   decodeRequest,
-  decodeUdpHeader,
   decodeUserPass,
   encodeMethodSelection,
   encodeReply,
-  encodeUdpHeader,
   encodeUserPassReply,
   Method,
   Request,
@@ -230,166 +228,5 @@ export class Socks5Connection {
       assoc.teardown(describeError(err));
       throw err;
     }
-  }
-}
-
-/** One UDP ASSOCIATE: a client-facing relay socket, outbound paths per route, and their lifetime. */
-class UdpAssociation {
-  private relaySocket: dgram.Socket | undefined;
-  private readonly clientIp: string;
-  private clientPort: number | undefined;
-  /** The relay socket is connect()ed to the client once its port is known (see connectToClient). */
-  private connected = false;
-  private readonly paths = new Map<Dialer, UdpPath | Promise<UdpPath | undefined>>();
-  private lastActivity = Date.now();
-  private idleTimer: NodeJS.Timeout | undefined;
-  private done = false;
-  private readonly headerCache = new Map<string, Buffer>();
-  private readonly abort = new Cancellation();
-
-  constructor(
-    private readonly control: Socket,
-    private readonly ctx: ConnectionContext,
-    private readonly session: Session,
-    hint: Endpoint,
-    private readonly tag: string,
-  ) {
-    this.clientIp = normalizeIp(control.remoteAddress);
-    // RFC 1928: DST.PORT is the port the client will send from; 0 means "not known yet".
-    this.clientPort = hint.port !== 0 ? hint.port : undefined;
-  }
-
-  async open(): Promise<void> {
-    const localIp = normalizeIp(this.control.localAddress);
-    const sock = dgram.createSocket({ type: isIP(localIp) === 6 ? 'udp6' : 'udp4' });
-    this.relaySocket = sock;
-    await new Promise<void>((resolve, reject) => {
-      sock.once('error', reject);
-      sock.bind(0, localIp, () => {
-        sock.off('error', reject);
-        resolve();
-      });
-    });
-    sock.on('error', (err) => this.ctx.logger.debug(`${this.tag}: UDP relay socket: ${err.message}`));
-    sock.on('message', (msg, rinfo) => this.fromClient(msg, rinfo));
-    if (this.clientPort !== undefined) this.connectToClient(this.clientPort);
-    const bound = endpoint(localIp, sock.address().port);
-    this.control.write(encodeReply(Reply.SUCCEEDED, bound));
-    this.session.update({ state: 'open' });
-    this.ctx.logger.debug(`${this.tag}: UDP ASSOCIATE relaying on ${formatEndpoint(bound)}`);
-    // The association lives as long as its TCP connection (RFC 1928 section 7); drain anything sent on it.
-    this.control.on('data', () => undefined);
-    this.control.on('end', () => this.teardown('ok'));
-    this.control.on('close', () => this.teardown('ok'));
-    this.control.on('error', (err) => this.teardown(`control connection: ${err.message}`));
-    this.control.resume();
-    const idle = this.ctx.options.udpIdleTimeoutMs;
-    if (idle > 0) {
-      this.idleTimer = setInterval(() => {
-        if (Date.now() - this.lastActivity >= idle) this.teardown(`UDP idle for ${idle} ms`);
-      }, Math.max(50, Math.min(idle / 4, 5_000)));
-      this.idleTimer.unref();
-    }
-    this.session.closer = { close: (reason) => this.teardown(reason) };
-  }
-
-  teardown(reason: string): void {
-    if (this.done) return;
-    this.done = true;
-    this.abort.abort();
-    clearInterval(this.idleTimer);
-    this.relaySocket?.close();
-    for (const p of this.paths.values()) {
-      if (p instanceof Promise) void p.then((path) => path?.close());
-      else p.close();
-    }
-    this.paths.clear();
-    this.ctx.releaseUdp();
-    if (reason !== 'ok') this.ctx.logger.debug(`${this.tag}: UDP association ended: ${reason}`);
-    this.session.close(reason);
-    if (!this.control.destroyed) this.control.destroy();
-  }
-
-  private fromClient(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (normalizeIp(rinfo.address) !== this.clientIp) return; // only the client may use its association
-    if (this.clientPort === undefined) {
-      this.clientPort = rinfo.port;
-      this.connectToClient(rinfo.port);
-    } else if (rinfo.port !== this.clientPort) return;
-    this.lastActivity = Date.now();
-    let datagram;
-    try {
-      datagram = decodeUdpHeader(msg);
-    } catch (err) {
-      this.ctx.logger.debug(`${this.tag}: dropped malformed UDP datagram: ${describeError(err)}`);
-      return;
-    }
-    if (datagram.frag !== 0) {
-      this.ctx.logger.debug(`${this.tag}: dropped UDP fragment ${datagram.frag} (fragmentation is not supported)`);
-      return;
-    }
-    const decision = this.ctx.router.decide(datagram.destination, { command: 'udp-associate', user: this.session.user });
-    if (this.session.destination === undefined || this.session.route === undefined) {
-      this.session.update({ destination: formatEndpoint(datagram.destination), route: decision.route });
-    }
-    if (decision.action === 'block') {
-      this.ctx.logger.debug(`${this.tag}: UDP to ${formatEndpoint(datagram.destination)} blocked by ${decision.route}`);
-      return;
-    }
-    this.session.countDatagram('up', datagram.payload.length);
-    const path = this.paths.get(decision.dialer);
-    if (path && !(path instanceof Promise)) {
-      path.send(datagram.destination, datagram.payload);
-      return;
-    }
-    const pending = path ?? this.openPath(decision.dialer);
-    void pending.then((p) => p?.send(datagram.destination, datagram.payload));
-  }
-
-  /**
-   * The relay socket talks to one client endpoint only: connected to it, the kernel drops datagrams from
-   * anyone else, and each answer is sent without an address (no lookup and route per datagram in Node and
-   * the kernel). Until the connect completes, answers carry the address.
-   */
-  private connectToClient(port: number): void {
-    this.relaySocket?.connect(port, this.clientIp, () => {
-      this.connected = true;
-    });
-  }
-
-  private openPath(dialer: Dialer): Promise<UdpPath | undefined> {
-    const pending = (dialer.openUdp ? dialer.openUdp((src, payload) => this.toClient(src, payload), { signal: this.abort.signal, route: this.session }) : Promise.reject(new Error(`UDP is not supported through ${dialer.label}`))).then(
-      (path) => {
-        if (this.done) {
-          path.close();
-          return undefined;
-        }
-        this.paths.set(dialer, path);
-        return path;
-      },
-      (err: unknown) => {
-        this.paths.delete(dialer);
-        this.ctx.logger.warn(`${this.tag}: UDP through ${dialer.label} failed: ${describeError(err)}`);
-        return undefined;
-      },
-    );
-    this.paths.set(dialer, pending);
-    return pending;
-  }
-
-  private toClient(source: Endpoint, payload: Buffer): void {
-    if (this.done || this.clientPort === undefined || !this.relaySocket) return;
-    this.lastActivity = Date.now();
-    this.session.countDatagram('down', payload.length);
-    const key = `${source.host}|${source.port}`;
-    let header = this.headerCache.get(key);
-    if (!header) {
-      if (this.headerCache.size >= 1024) this.headerCache.clear();
-      header = encodeUdpHeader(source);
-      this.headerCache.set(key, header);
-    }
-    // A list of buffers goes out as one datagram without copying the payload.
-    if (this.connected) this.relaySocket.send([header, payload]);
-    else this.relaySocket.send([header, payload], this.clientPort, this.clientIp);
   }
 }
