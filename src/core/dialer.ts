@@ -91,7 +91,11 @@ export function connectTcp(host: string, port: number, timeoutMs: number, signal
       reject(new ProxyError('DIAL_FAILED', 'aborted'));
       return;
     }
-    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250 });
+    // new Socket().connect(), not net.connect(): VS Code's extension host replaces net.connect (@vscode/proxy-agent,
+    // system certificates) with one that drops the socket options, allowHalfOpen among them.
+    const socket = new net.Socket({ allowHalfOpen: true });
+    socket.setNoDelay(true);
+    socket.connect({ host, port, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250 });
     const fail = (err: unknown): void => {
       cleanup();
       socket.destroy();

@@ -24,7 +24,7 @@ export interface RelayOptions {
  * - Memory: a session is a Relay and two Pumps; the event listeners are shared functions that find them
  *   through the socket (`this`), not closures per session. Returns what closes the session.
  */
-export function relay(client: Socket, target: Socket, options: RelayOptions): SessionCloser {
+export function relay(client: Socket, target: Socket, options: RelayOptions, early?: Buffer): SessionCloser {
   const r = new Relay(client, target, options);
   (client as Tagged)[kRelay] = r;
   (target as Tagged)[kRelay] = r;
@@ -34,7 +34,7 @@ export function relay(client: Socket, target: Socket, options: RelayOptions): Se
     r.watch = idleWatch(options.idleTimeoutMs);
     r.watch.add(r);
   }
-  r.up.start();
+  r.up.start(early);
   r.down.start();
   client.on('close', onClose);
   target.on('close', onClose);
@@ -155,8 +155,19 @@ class Pump {
     readonly to: Socket,
   ) {}
 
-  start(): void {
+  /**
+   * `early`: bytes the front end read past its handshake; they go out before anything still in the socket.
+   * The client may also have sent its FIN during the handshake: then its 'end' event has already been
+   * emitted (net.Socket emits it at EOF even while paused), no listener added now would hear it, and the
+   * half-close is passed on here instead.
+   */
+  start(early?: Buffer): void {
     const { from, to } = this;
+    if (early !== undefined && early.length > 0 && !to.write(early)) this.waiting = true;
+    if (from.readableEnded) {
+      to.end();
+      return;
+    }
     from.on('end', onEnd);
     to.on('drain', onDrain);
     if (!readIntoBuffers(from, onRead, this.nextBuffer)) {
@@ -253,10 +264,10 @@ function idleWatch(idleMs: number): Set<Relay> {
  * session counts what crosses `target`, and it closes (with the failure, if any) when both sides have.
  */
 export function relaySession(client: Socket, target: Socket, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>): void {
-  if (leftover.length > 0) client.unshift(leftover);
   session.track(target);
   session.update({ state: 'open' });
-  session.closer = relay(client, target, new SessionEnd(session, ctx));
+  // Not unshift(): after an early FIN the client's stream has ended and unshift() would throw.
+  session.closer = relay(client, target, new SessionEnd(session, ctx), leftover);
 }
 
 /** The relay options of a session: an object rather than closures, one less allocation set per session. */

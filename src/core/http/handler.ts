@@ -6,8 +6,8 @@
  * chunk is put back, so llhttp does the framing: keep-alive, pipelining, chunked bodies, 100-continue,
  * a bounded header size (431). Every request or tunnel is one session in the registry, routed by the
  * same rules and upstreams as SOCKS5: router.decide, then decision.dialer.dial. Forwarded requests are
- * written to the dialed socket by node:http's client (createConnection), and bodies are piped both ways,
- * so nothing is buffered whole.
+ * written to the dialed socket by node:http's client (origin-request.ts, never through the http.request
+ * entry point that VS Code patches), and bodies are piped both ways, so nothing is buffered whole.
  */
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
@@ -20,6 +20,7 @@ import type { Session } from '../registry';
 import { relaySession } from '../relay';
 import type { ProtocolHandler, ProxyServer } from '../server';
 import { closeWith } from '../socket-util';
+import { requestOver } from './origin-request';
 import { encodeSimpleResponse, HttpTarget, parseAbsoluteTarget, parseBasicCredentials, parseConnectTarget, statusForParseError, stripHopByHop, targetScheme } from './parse';
 import { Cancellation, type CancelSignal } from '../cancel';
 
@@ -262,7 +263,7 @@ class HttpConnection {
         res.destroy();
       },
     };
-    const preq = http.request({ method: req.method, path: target.path, headers, setHost: false, createConnection: () => upstream });
+    const preq = requestOver(upstream, { method: req.method ?? 'GET', path: target.path, headers });
     const idle = this.ctx.options.idleTimeoutMs;
     if (idle > 0) upstream.setTimeout(idle, () => preq.destroy(Object.assign(new Error(`no response for ${idle} ms`), { code: 'ETIMEDOUT' })));
     if (expectContinue) preq.on('continue', () => res.writeContinue());
