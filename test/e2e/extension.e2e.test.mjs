@@ -243,6 +243,22 @@ test('a new terminal is routed: curl through $ALL_PROXY shows up in Sessions and
   await shot('workbench-running');
 });
 
+test('a plain http:// request through $HTTP_PROXY is forwarded from the extension host, where VS Code patches node:http', async () => {
+  // The extension host's http.request puts VS Code's own agent on every request (http.proxySupport "override"):
+  // a forward that went through it reached localhost:80 instead of the routed socket (502 ECONNREFUSED).
+  await type(`curl -sS --max-time 20 --noproxy '' -x "$HTTP_PROXY" http://127.0.0.1:${webPort}/slow | tail -n 1; curl -sS --max-time 10 --noproxy '' -x "$HTTP_PROXY" http://127.0.0.1:${webPort}/via-http-proxy; echo "http-exit=$?"`);
+  const live = await waitFor('live HTTP session row', async () => {
+    const r = await viewRows('Sessions');
+    return r.find((x) => x.includes(`127.0.0.1:${webPort}`) && / · HTTP · (default → )?direct$/.test(x)) ?? (process.env.E2E_DEBUG ? console.log(JSON.stringify(r)) : undefined);
+  });
+  assert.match(live, /↑\d+(\.\d)? (B|KB) ↓/);
+  await shot('sidebar-http-forward', page.locator('#workbench\\.parts\\.sidebar'));
+  const text = await waitForTerminalText(page, /http-exit=(\d+)/, { timeoutMs: 30_000 });
+  assert.match(text, /hello-from-e2e \/via-http-proxy/);
+  assert.doesNotMatch(text, /502 Bad Gateway/);
+  assert.equal(/http-exit=(\d+)/.exec(text)[1], '0');
+});
+
 test('closes a live session from the Sessions view; the client sees the connection cut', async () => {
   await type(`curl -sS --max-time 20 --noproxy '' -x "$ALL_PROXY" http://127.0.0.1:${webPort}/slow > /dev/null; echo "cut-exit=$?"`);
   const pane = page.locator('.pane', { hasText: 'Sessions' });

@@ -17,6 +17,7 @@ import type { ProxyServer } from '../../src/core/server';
 
 const USER = { username: 'early', password: 'bird' };
 const DATA = 'DATA-' + 'x'.repeat(3000) + '-END';
+const BANNER = 'hello from a server that speaks first and hangs up';
 
 /** Reads everything until EOF, then answers `got:` + what it read and ends. */
 async function startAnswerAfterEof(): Promise<Running> {
@@ -49,6 +50,7 @@ class SlowRouter implements Router {
 type Proxy = Running & { server: ProxyServer; logger: MemoryLogger };
 
 let target: Running;
+let banner: Running;
 let web: Running & { requests: unknown[] };
 let socksUpstream: Proxy;
 let httpUpstream: Proxy;
@@ -71,6 +73,13 @@ async function proxyFor(route: Route, withUsers: boolean): Promise<Proxy> {
 
 before(async () => {
   target = await startAnswerAfterEof();
+  banner = await serveTcp(
+    net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      s.resume();
+      s.end(BANNER);
+    }),
+  );
   web = await startHttpServer();
   socksUpstream = await startProxy();
   httpUpstream = await startProxy();
@@ -81,7 +90,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of [...proxies.values(), ...authProxies.values(), socksUpstream, httpUpstream, target, web]) await p?.close();
+  for (const p of [...proxies.values(), ...authProxies.values(), socksUpstream, httpUpstream, target, banner, web]) await p?.close();
 });
 
 /** Connects, sends `request` (+ `data`), half-closes as `timing` says, and resolves with everything received until the proxy closes. */
@@ -225,4 +234,27 @@ describe('HTTP forward: a request with a body and the FIN before the dial comple
     const reply = (await exchange((proxies.get('direct') as Proxy).port, Buffer.from(head, 'latin1'), Buffer.from(DATA, 'latin1'), 'same write')).toString('latin1');
     assert.match(reply, /^HTTP\/1\.1 502 /);
   });
+});
+
+describe('the target speaks first and hangs up before the relay starts (its FIN arrives during the upstream handshakes)', () => {
+  for (const route of ROUTES) {
+    test(`${route}: the client gets the banner and the EOF`, async () => {
+      const proxy = proxies.get(route) as Proxy;
+      const socket = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+      const received = await new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        const timer = setTimeout(() => reject(new Error(`no EOF within 5 s; got ${Buffer.concat(chunks).toString('latin1')}`)), 5_000);
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        socket.on('error', reject);
+        socket.on('end', () => {
+          clearTimeout(timer);
+          resolve(Buffer.concat(chunks));
+        });
+        socket.write(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 1]), ip4, port16(banner.port)]));
+      });
+      socket.destroy();
+      assert.deepEqual([...received.subarray(0, 4)], [5, 0, 5, 0]);
+      assert.equal(received.subarray(12).toString('latin1'), BANNER);
+    });
+  }
 });
