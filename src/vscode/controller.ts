@@ -9,17 +9,21 @@ import { ProxyServer } from '../core/server';
 import type { UserCredentials } from '../core/auth';
 import type { ListenerInfo } from '../ui/env';
 import { describeRoute } from '../ui/config-model';
-import { ExtensionSettings, listenerChanged, readSettings } from '../ui/settings';
+import { ExtensionSettings, listenerChanged } from '../ui/settings';
 import { isUpstreamAuthFailure, ProxyState } from '../ui/status';
+import { consentKey, describeValue, EffectiveSettings, effectiveSettings, ExposureRequest, IgnoredSetting, isRestrictedKey } from '../ui/workspace-policy';
+import { ExposureConsent } from './exposure-consent';
+import { FolderSettingsFiles } from './folder-settings';
 import { channelLogger } from './log';
 import { buildRouter } from './routing';
 import { Secrets } from './secrets';
 
 export const SECTION = 'socksRelay';
 
-export function currentSettings(): ExtensionSettings {
+/** The one place settings are read: VS Code's values, filtered by trust and the user's per-folder answers. */
+function resolveSettings(consent: ExposureConsent, files: FolderSettingsFiles): EffectiveSettings {
   const cfg = vscode.workspace.getConfiguration(SECTION);
-  return readSettings((key) => cfg.get(key));
+  return effectiveSettings({ inspect: (key) => cfg.inspect(key), trusted: vscode.workspace.isTrusted, consent: consent.record, fileValues: files.values });
 }
 
 /**
@@ -33,6 +37,16 @@ export class ProxyController implements vscode.Disposable {
   private stateValue: ProxyState = 'stopped';
   private errorValue: string | undefined;
   private settingsValue: ExtensionSettings;
+  private ignoredValue: IgnoredSetting[] = [];
+  private pendingValue: ExposureRequest[] = [];
+  private withheldValue: ExposureRequest[] = [];
+  private ignoredLogged = '';
+  /** Widening values whose dialog was dismissed this session: not asked again until the user reviews them. */
+  private readonly dismissed = new Set<string>();
+  private readonly consent: ExposureConsent;
+  private readonly folderFiles: FolderSettingsFiles;
+  private startPromise: Promise<boolean> | undefined;
+  private askPromise: Promise<void> | undefined;
   private runCredentials: UserCredentials | undefined;
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
@@ -42,8 +56,11 @@ export class ProxyController implements vscode.Disposable {
   constructor(
     private readonly log: vscode.LogOutputChannel,
     readonly secrets: Secrets,
+    workspaceState: vscode.Memento,
   ) {
-    this.settingsValue = currentSettings();
+    this.consent = new ExposureConsent(workspaceState);
+    this.folderFiles = new FolderSettingsFiles(SECTION, log);
+    this.settingsValue = this.applyPolicy();
     this.registry = new SessionRegistry(this.settingsValue.keepClosedSessions);
     this.registry.on('close', (s) => {
       this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
@@ -51,10 +68,22 @@ export class ProxyController implements vscode.Disposable {
     });
     this.disposables.push(
       this.changed,
+      this.folderFiles,
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration(SECTION)) void this.settingsChanged();
       }),
+      // Trusting the folder lets its routing apply at once (VS Code re-reads the restricted values too).
+      vscode.workspace.onDidGrantWorkspaceTrust(() => {
+        this.log.info('folder trusted: its SOCKS Relay settings apply now');
+        void this.folderFiles.refresh().then(() => this.settingsChanged());
+      }),
+      this.folderFiles.onDidChange(() => void this.settingsChanged()),
     );
+  }
+
+  /** Reads the settings files of an untrusted folder, so the UI can say which of its values were ignored. */
+  async init(): Promise<void> {
+    await this.folderFiles.refresh();
   }
 
   get state(): ProxyState {
@@ -68,6 +97,39 @@ export class ProxyController implements vscode.Disposable {
   }
   get running(): boolean {
     return this.stateValue === 'running';
+  }
+  /** Folder values not in effect, with the reason. */
+  get ignored(): readonly IgnoredSetting[] {
+    return this.ignoredValue;
+  }
+
+  /**
+   * Where a command should write `key`: where it is defined now (folder, else user settings), except
+   * that a folder value not in effect is never the target (the write would change nothing).
+   */
+  settingTarget(key: string): vscode.ConfigurationTarget {
+    const ignoredHere = this.ignoredValue.some((i) => i.key === key) || (!vscode.workspace.isTrusted && isRestrictedKey(key));
+    if (ignoredHere) return vscode.ConfigurationTarget.Global;
+    const where = vscode.workspace.getConfiguration(SECTION).inspect(key);
+    if (where?.workspaceFolderValue !== undefined) return vscode.ConfigurationTarget.WorkspaceFolder;
+    return where?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  }
+
+  /** The user chose `value` for the folder themselves (Edit Listener): that is their OK for it. */
+  async allowFolderValue(key: string, value: unknown): Promise<void> {
+    if (key === 'listen.host' || key === 'auth.mode') await this.consent.remember([{ key, value: String(value) }], 'allow');
+  }
+
+  /** Asks again about every widening folder value not in effect (waiting or declined), then applies the answer. */
+  async reviewFolderSettings(): Promise<void> {
+    const asks = this.withheldValue;
+    if (asks.length === 0) {
+      void vscode.window.showInformationMessage('SOCKS Relay: this folder sets nothing that waits for your OK.');
+      return;
+    }
+    for (const a of asks) this.dismissed.delete(consentKey(a.key, a.value));
+    await this.consent.ask(asks);
+    await this.settingsChanged();
   }
 
   /** Where clients connect, with the credentials they need (undefined while stopped). */
@@ -87,7 +149,14 @@ export class ProxyController implements vscode.Disposable {
   }
 
   async start(): Promise<boolean> {
+    // One start at a time: a second click while the confirmation is open must not open a second server.
+    this.startPromise ??= this.doStart().finally(() => (this.startPromise = undefined));
+    return this.startPromise;
+  }
+
+  private async doStart(): Promise<boolean> {
     if (this.server) return true;
+    await this.confirmExposure();
     const s = this.settingsValue;
     this.setState('starting');
     try {
@@ -182,12 +251,42 @@ export class ProxyController implements vscode.Disposable {
     return [{ username: s.username, password }, generated];
   }
 
+  /** Re-reads the settings through the policy; logs which folder values are not in effect when that changes. */
+  private applyPolicy(): ExtensionSettings {
+    const p = resolveSettings(this.consent, this.folderFiles);
+    this.settingsValue = p.settings;
+    this.ignoredValue = p.ignored;
+    this.pendingValue = p.pending;
+    this.withheldValue = p.withheld;
+    const text = p.ignored.map((i) => `${i.key}=${describeValue(i.key, i.value)} (${i.reason})`).join(', ');
+    if (text !== this.ignoredLogged) {
+      this.ignoredLogged = text;
+      if (text !== '') this.log.warn(`folder settings not applied: ${text}${vscode.workspace.isTrusted ? '' : '; the folder is in Restricted Mode, your user settings are used'}`);
+    }
+    return p.settings;
+  }
+
+  /** Asks about widening folder values not yet answered (and not dismissed this session). */
+  private async confirmExposure(): Promise<void> {
+    if (this.askPromise) return this.askPromise;
+    const asks = this.pendingValue.filter((r) => !this.dismissed.has(consentKey(r.key, r.value)));
+    if (asks.length === 0) return;
+    this.askPromise = (async () => {
+      const answer = await this.consent.ask(asks);
+      if (answer === undefined) for (const r of asks) this.dismissed.add(consentKey(r.key, r.value));
+      this.applyPolicy();
+      this.changed.fire();
+    })().finally(() => (this.askPromise = undefined));
+    return this.askPromise;
+  }
+
   private async settingsChanged(): Promise<void> {
     const before = this.settingsValue;
-    const after = currentSettings();
-    this.settingsValue = after;
+    this.applyPolicy();
     this.changed.fire();
     if (!this.server) return;
+    await this.confirmExposure();
+    const after = this.settingsValue;
     if (listenerChanged(before, after)) {
       this.log.info('listener settings changed; restarting');
       await this.restart();
@@ -204,9 +303,9 @@ export class ProxyController implements vscode.Disposable {
       const pick = await vscode.window.showErrorMessage(`SOCKS Relay: port ${s.port} on ${s.host} is already in use by another program.`, 'Use a Free Port', 'Edit Listener', 'Show Log');
       if (pick === 'Use a Free Port') {
         const port = await freePort(s.host);
-        await vscode.workspace.getConfiguration(SECTION).update('listen.port', port, vscode.ConfigurationTarget.Global);
+        await vscode.workspace.getConfiguration(SECTION).update('listen.port', port, this.settingTarget('listen.port'));
         // The configuration listener restarts only a running proxy; this one is stopped.
-        this.settingsValue = currentSettings();
+        this.applyPolicy();
         await this.start();
       } else if (pick === 'Edit Listener') void vscode.commands.executeCommand('socksRelay.editListener');
       else if (pick === 'Show Log') this.log.show();
