@@ -43,7 +43,8 @@ export function folderSettingsNode(ignored: readonly IgnoredSetting[]): ViewNode
   return {
     id: 'folderSettings',
     label: untrusted ? 'Folder settings ignored' : 'Folder settings not applied',
-    description: `${keys} · ${untrusted ? 'Restricted Mode' : ignored.some((i) => i.reason === 'needs-consent') ? 'needs your OK' : 'declined'}`,
+    // The count, not the keys: the row stays readable in a narrow sidebar; the keys are its children.
+    description: `${ignored.length === 1 ? ignored[0].key : `${ignored.length} values`} · ${untrusted ? 'Restricted Mode' : ignored.some((i) => i.reason === 'needs-consent') ? 'needs your OK' : 'declined'}`,
     tooltip: untrusted
       ? `This folder is not trusted (Restricted Mode), so SOCKS Relay ignores what its settings say for ${keys} and uses your user settings instead. Trust the folder to let it choose routing.`
       : `This folder's settings would expose the proxy beyond this machine (${keys}). SOCKS Relay uses your user settings for these until you allow the folder's values. Click to decide.`,

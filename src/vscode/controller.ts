@@ -47,6 +47,9 @@ export class ProxyController implements vscode.Disposable {
   private readonly folderFiles: FolderSettingsFiles;
   private startPromise: Promise<boolean> | undefined;
   private askPromise: Promise<void> | undefined;
+  private changeChain: Promise<void> = Promise.resolve();
+  /** The settings the running server was started with. */
+  private serverSettings: ExtensionSettings | undefined;
   private runCredentials: UserCredentials | undefined;
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
@@ -178,6 +181,7 @@ export class ProxyController implements vscode.Disposable {
       server.on('error', (err) => this.setState('error', describeError(err)));
       await server.listen();
       this.server = server;
+      this.serverSettings = s;
       this.setState('running');
       return true;
     } catch (err) {
@@ -194,6 +198,7 @@ export class ProxyController implements vscode.Disposable {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    this.serverSettings = undefined;
     this.runCredentials = undefined;
     if (server) await server.close();
     this.setState('stopped');
@@ -280,18 +285,26 @@ export class ProxyController implements vscode.Disposable {
     return this.askPromise;
   }
 
-  private async settingsChanged(): Promise<void> {
-    const before = this.settingsValue;
+  /** Serialised: trust being granted fires both a configuration change and onDidGrantWorkspaceTrust. */
+  private settingsChanged(): Promise<void> {
+    this.changeChain = this.changeChain.then(() => this.applySettingsChange()).catch((err: unknown) => this.log.error(`settings not applied: ${describeError(err)}`));
+    return this.changeChain;
+  }
+
+  private async applySettingsChange(): Promise<void> {
     this.applyPolicy();
     this.changed.fire();
     if (!this.server) return;
     await this.confirmExposure();
+    const server = this.server;
+    const before = this.serverSettings;
+    if (!server || !before) return; // stopped while the question was open
     const after = this.settingsValue;
     if (listenerChanged(before, after)) {
       this.log.info('listener settings changed; restarting');
       await this.restart();
     } else {
-      this.server.configure({ maxSessions: after.maxSessions, idleTimeoutMs: after.idleTimeoutSeconds * 1000 });
+      server.configure({ maxSessions: after.maxSessions, idleTimeoutMs: after.idleTimeoutSeconds * 1000 });
       await this.reloadRouting();
     }
   }

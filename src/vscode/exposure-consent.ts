@@ -35,8 +35,9 @@ export class ExposureConsent {
         detail:
           'Anyone who can reach the proxy can use your network connection and your upstreams. Until you allow it, SOCKS Relay uses your user settings for these. Your answer is remembered for this folder and these values.',
       },
-      'Allow for This Folder',
+      // The safe answer first: it is the dialog's default button, so Enter never widens exposure.
       'Use User Settings',
+      'Allow for This Folder',
     );
     if (pick === undefined) return undefined;
     const decision: ConsentDecision = pick === 'Allow for This Folder' ? 'allow' : 'deny';

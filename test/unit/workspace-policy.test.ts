@@ -148,7 +148,9 @@ test('the notice row: which folder values were ignored and why, without password
   assert.equal(tree.length, 4);
   const [notice, listener] = tree;
   assert.equal(notice.label, 'Folder settings ignored');
-  assert.match(notice.description ?? '', /^autoStart, listen\.host, .*· Restricted Mode$/);
+  assert.equal(notice.description, '8 values · Restricted Mode');
+  assert.match(notice.tooltip ?? '', /for autoStart, listen\.host, listen\.port, auth\.mode, upstreams, activeUpstream, rules, terminal\.noProxy and uses your user settings/);
+  assert.deepEqual(notice.children?.map((c) => c.label), ['autoStart', 'listen.host', 'listen.port', 'auth.mode', 'upstreams', 'activeUpstream', 'rules', 'terminal.noProxy']);
   assert.equal(notice.command, 'socksRelay.manageTrust');
   assert.equal(notice.contextValue, 'folderSettings.untrusted');
   assert.ok(!JSON.stringify(notice).includes(':pw@'), 'no password from the folder file in the tree');
@@ -157,6 +159,7 @@ test('the notice row: which folder values were ignored and why, without password
   const trusted = effectiveSettings({ inspect: inspector({}, { 'listen.host': '0.0.0.0' }), trusted: true, consent: {} });
   const [consent] = configTree({ settings: trusted.settings, state: 'stopped', ignored: trusted.ignored });
   assert.equal(consent.label, 'Folder settings not applied');
+  assert.equal(consent.description, 'listen.host · needs your OK');
   assert.equal(consent.command, 'socksRelay.reviewFolderSettings');
   assert.equal(consent.children?.[0].description, '"0.0.0.0" · waiting for your OK');
 
