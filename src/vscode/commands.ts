@@ -89,11 +89,11 @@ function splitSecrets(hops: string[]): { urls: string[]; passwords: (string | un
 export function registerCommands(context: vscode.ExtensionContext, controller: ProxyController, sessions: SessionsView, log: vscode.LogOutputChannel): void {
   const s = (): typeof controller.settings => controller.settings;
 
-  /** Writes a setting where it is in effect now (see ProxyController.settingTarget). */
+  /** Writes a setting where it is in effect now (see SettingsSource.target). */
   async function writeSetting(key: string, value: unknown): Promise<void> {
-    const target = controller.settingTarget(key);
+    const target = controller.source.target(key);
     // Choosing a value for the folder from our own UI is the user's OK for it: no second question.
-    if (target !== vscode.ConfigurationTarget.Global) await controller.allowFolderValue(key, value);
+    if (target !== vscode.ConfigurationTarget.Global) await controller.source.allowFolderValue(key, value);
     await vscode.workspace.getConfiguration(SECTION).update(key, value, target);
   }
 

@@ -11,20 +11,12 @@ import type { ListenerInfo } from '../ui/env';
 import { describeRoute } from '../ui/config-model';
 import { ExtensionSettings, listenerChanged } from '../ui/settings';
 import { isUpstreamAuthFailure, ProxyState } from '../ui/status';
-import { consentKey, describeValue, EffectiveSettings, effectiveSettings, ExposureRequest, IgnoredSetting, isRestrictedKey } from '../ui/workspace-policy';
-import { ExposureConsent } from './exposure-consent';
-import { FolderSettingsFiles } from './folder-settings';
 import { channelLogger } from './log';
 import { buildRouter } from './routing';
 import { Secrets } from './secrets';
+import { SettingsSource } from './settings-source';
 
 export const SECTION = 'socksRelay';
-
-/** The one place settings are read: VS Code's values, filtered by trust and the user's per-folder answers. */
-function resolveSettings(consent: ExposureConsent, files: FolderSettingsFiles): EffectiveSettings {
-  const cfg = vscode.workspace.getConfiguration(SECTION);
-  return effectiveSettings({ inspect: (key) => cfg.inspect(key), trusted: vscode.workspace.isTrusted, consent: consent.record, fileValues: files.values });
-}
 
 /**
  * Owns the engine for the window: starts and stops the ProxyServer, feeds it settings and secrets,
@@ -36,17 +28,9 @@ export class ProxyController implements vscode.Disposable {
   private server: ProxyServer | undefined;
   private stateValue: ProxyState = 'stopped';
   private errorValue: string | undefined;
-  private settingsValue: ExtensionSettings;
-  private ignoredValue: IgnoredSetting[] = [];
-  private pendingValue: ExposureRequest[] = [];
-  private withheldValue: ExposureRequest[] = [];
-  private ignoredLogged = '';
-  /** Widening values whose dialog was dismissed this session: not asked again until the user reviews them. */
-  private readonly dismissed = new Set<string>();
-  private readonly consent: ExposureConsent;
-  private readonly folderFiles: FolderSettingsFiles;
+  /** Where settings come from (trust and per-folder consent applied); see settings-source.ts. */
+  readonly source: SettingsSource;
   private startPromise: Promise<boolean> | undefined;
-  private askPromise: Promise<void> | undefined;
   private changeChain: Promise<void> = Promise.resolve();
   /** The settings the running server was started with. */
   private serverSettings: ExtensionSettings | undefined;
@@ -61,32 +45,21 @@ export class ProxyController implements vscode.Disposable {
     readonly secrets: Secrets,
     workspaceState: vscode.Memento,
   ) {
-    this.consent = new ExposureConsent(workspaceState);
-    this.folderFiles = new FolderSettingsFiles(SECTION, log);
-    this.settingsValue = this.applyPolicy();
-    this.registry = new SessionRegistry(this.settingsValue.keepClosedSessions);
+    this.source = new SettingsSource(SECTION, log, workspaceState);
+    this.registry = new SessionRegistry(this.settings.keepClosedSessions);
     this.registry.on('close', (s) => {
       this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
       if (isUpstreamAuthFailure(s.outcome) && s.route && s.outcome) this.offerCredentialFix(s.route, s.outcome);
     });
     this.disposables.push(
       this.changed,
-      this.folderFiles,
+      this.source,
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration(SECTION)) void this.settingsChanged();
       }),
-      // Trusting the folder lets its routing apply at once (VS Code re-reads the restricted values too).
-      vscode.workspace.onDidGrantWorkspaceTrust(() => {
-        this.log.info('folder trusted: its SOCKS Relay settings apply now');
-        void this.folderFiles.refresh().then(() => this.settingsChanged());
-      }),
-      this.folderFiles.onDidChange(() => void this.settingsChanged()),
+      // Trust granted, or the folder's settings file edited.
+      this.source.onDidChange(() => void this.settingsChanged()),
     );
-  }
-
-  /** Reads the settings files of an untrusted folder, so the UI can say which of its values were ignored. */
-  async init(): Promise<void> {
-    await this.folderFiles.refresh();
   }
 
   get state(): ProxyState {
@@ -96,43 +69,16 @@ export class ProxyController implements vscode.Disposable {
     return this.errorValue;
   }
   get settings(): ExtensionSettings {
-    return this.settingsValue;
+    return this.source.settings;
   }
   get running(): boolean {
     return this.stateValue === 'running';
   }
-  /** Folder values not in effect, with the reason. */
-  get ignored(): readonly IgnoredSetting[] {
-    return this.ignoredValue;
-  }
 
-  /**
-   * Where a command should write `key`: where it is defined now (folder, else user settings), except
-   * that a folder value not in effect is never the target (the write would change nothing).
-   */
-  settingTarget(key: string): vscode.ConfigurationTarget {
-    const ignoredHere = this.ignoredValue.some((i) => i.key === key) || (!vscode.workspace.isTrusted && isRestrictedKey(key));
-    if (ignoredHere) return vscode.ConfigurationTarget.Global;
-    const where = vscode.workspace.getConfiguration(SECTION).inspect(key);
-    if (where?.workspaceFolderValue !== undefined) return vscode.ConfigurationTarget.WorkspaceFolder;
-    return where?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
-  }
-
-  /** The user chose `value` for the folder themselves (Edit Listener): that is their OK for it. */
-  async allowFolderValue(key: string, value: unknown): Promise<void> {
-    if (key === 'listen.host' || key === 'auth.mode') await this.consent.remember([{ key, value: String(value) }], 'allow');
-  }
-
-  /** Asks again about every widening folder value not in effect (waiting or declined), then applies the answer. */
+  /** Asks again about a trusted folder's widening values that are not in effect, then applies the answer. */
   async reviewFolderSettings(): Promise<void> {
-    const asks = this.withheldValue;
-    if (asks.length === 0) {
-      void vscode.window.showInformationMessage('SOCKS Relay: this folder sets nothing that waits for your OK.');
-      return;
-    }
-    for (const a of asks) this.dismissed.delete(consentKey(a.key, a.value));
-    await this.consent.ask(asks);
-    await this.settingsChanged();
+    if (await this.source.review()) await this.settingsChanged();
+    else void vscode.window.showInformationMessage('SOCKS Relay: this folder sets nothing that waits for your OK.');
   }
 
   /** Where clients connect, with the credentials they need (undefined while stopped). */
@@ -148,7 +94,7 @@ export class ProxyController implements vscode.Disposable {
   }
 
   upstreamText(): string {
-    return describeRoute(this.settingsValue);
+    return describeRoute(this.settings);
   }
 
   async start(): Promise<boolean> {
@@ -159,8 +105,8 @@ export class ProxyController implements vscode.Disposable {
 
   private async doStart(): Promise<boolean> {
     if (this.server) return true;
-    await this.confirmExposure();
-    const s = this.settingsValue;
+    if (await this.source.confirm()) this.changed.fire();
+    const s = this.settings;
     this.setState('starting');
     try {
       const users = await this.users(s);
@@ -218,8 +164,8 @@ export class ProxyController implements vscode.Disposable {
   async reloadRouting(): Promise<void> {
     if (!this.server) return;
     try {
-      this.server.setRouter(await buildRouter(this.settingsValue, this.secrets, channelLogger(this.log)));
-      this.log.info(`routing updated: default route ${this.upstreamText()}, ${this.settingsValue.rules.length} rule(s)`);
+      this.server.setRouter(await buildRouter(this.settings, this.secrets, channelLogger(this.log)));
+      this.log.info(`routing updated: default route ${this.upstreamText()}, ${this.settings.rules.length} rule(s)`);
     } catch (err) {
       this.log.error(`routing not updated: ${describeError(err)}`);
       void vscode.window.showErrorMessage(`SOCKS Relay: the routing settings are invalid: ${describeError(err)}`, 'Open Settings').then((pick) => {
@@ -256,35 +202,6 @@ export class ProxyController implements vscode.Disposable {
     return [{ username: s.username, password }, generated];
   }
 
-  /** Re-reads the settings through the policy; logs which folder values are not in effect when that changes. */
-  private applyPolicy(): ExtensionSettings {
-    const p = resolveSettings(this.consent, this.folderFiles);
-    this.settingsValue = p.settings;
-    this.ignoredValue = p.ignored;
-    this.pendingValue = p.pending;
-    this.withheldValue = p.withheld;
-    const text = p.ignored.map((i) => `${i.key}=${describeValue(i.key, i.value)} (${i.reason})`).join(', ');
-    if (text !== this.ignoredLogged) {
-      this.ignoredLogged = text;
-      if (text !== '') this.log.warn(`folder settings not applied: ${text}${vscode.workspace.isTrusted ? '' : '; the folder is in Restricted Mode, your user settings are used'}`);
-    }
-    return p.settings;
-  }
-
-  /** Asks about widening folder values not yet answered (and not dismissed this session). */
-  private async confirmExposure(): Promise<void> {
-    if (this.askPromise) return this.askPromise;
-    const asks = this.pendingValue.filter((r) => !this.dismissed.has(consentKey(r.key, r.value)));
-    if (asks.length === 0) return;
-    this.askPromise = (async () => {
-      const answer = await this.consent.ask(asks);
-      if (answer === undefined) for (const r of asks) this.dismissed.add(consentKey(r.key, r.value));
-      this.applyPolicy();
-      this.changed.fire();
-    })().finally(() => (this.askPromise = undefined));
-    return this.askPromise;
-  }
-
   /** Serialised: trust being granted fires both a configuration change and onDidGrantWorkspaceTrust. */
   private settingsChanged(): Promise<void> {
     this.changeChain = this.changeChain.then(() => this.applySettingsChange()).catch((err: unknown) => this.log.error(`settings not applied: ${describeError(err)}`));
@@ -292,14 +209,14 @@ export class ProxyController implements vscode.Disposable {
   }
 
   private async applySettingsChange(): Promise<void> {
-    this.applyPolicy();
+    this.source.refresh();
     this.changed.fire();
     if (!this.server) return;
-    await this.confirmExposure();
+    if (await this.source.confirm()) this.changed.fire();
     const server = this.server;
     const before = this.serverSettings;
     if (!server || !before) return; // stopped while the question was open
-    const after = this.settingsValue;
+    const after = this.settings;
     if (listenerChanged(before, after)) {
       this.log.info('listener settings changed; restarting');
       await this.restart();
@@ -311,14 +228,14 @@ export class ProxyController implements vscode.Disposable {
 
   private async explainStartFailure(err: unknown): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
-    const s = this.settingsValue;
+    const s = this.settings;
     if (code === 'EADDRINUSE') {
       const pick = await vscode.window.showErrorMessage(`SOCKS Relay: port ${s.port} on ${s.host} is already in use by another program.`, 'Use a Free Port', 'Edit Listener', 'Show Log');
       if (pick === 'Use a Free Port') {
         const port = await freePort(s.host);
-        await vscode.workspace.getConfiguration(SECTION).update('listen.port', port, this.settingTarget('listen.port'));
+        await vscode.workspace.getConfiguration(SECTION).update('listen.port', port, this.source.target('listen.port'));
         // The configuration listener restarts only a running proxy; this one is stopped.
-        this.applyPolicy();
+        this.source.refresh();
         await this.start();
       } else if (pick === 'Edit Listener') void vscode.commands.executeCommand('socksRelay.editListener');
       else if (pick === 'Show Log') this.log.show();
@@ -335,7 +252,7 @@ export class ProxyController implements vscode.Disposable {
   }
 
   private offerCredentialFix(route: string, outcome: string): void {
-    const name = this.settingsValue.upstreams.find((u) => route.includes(u.name))?.name;
+    const name = this.settings.upstreams.find((u) => route.includes(u.name))?.name;
     if (!name || this.warnedAuth.has(name)) return;
     this.warnedAuth.add(name);
     void vscode.window.showWarningMessage(`SOCKS Relay: upstream "${name}" rejected the credentials (${outcome}).`, 'Edit Credentials').then((pick) => {

@@ -244,9 +244,9 @@ test('trusting the folder applies its routing, but listening beyond loopback wai
   for (const host of EXTERNAL) assert.equal(await accepts(host, FOLDER_PORT), false, `${host}:${FOLDER_PORT} refuses`);
   const rows = await waitFor('not-applied row', async () => {
     const r = await viewRows('Configuration');
-    return r.some((x) => x.startsWith('Folder settings not applied')) && r.some((x) => x.startsWith('folder-upstream')) ? r : undefined;
+    return r.includes('Folder settings not applied listen.host · declined') && r.some((x) => x.startsWith('Listener') && x.includes(`127.0.0.1:${FOLDER_PORT} · running`)) ? r : undefined;
   });
-  assert.ok(rows.includes('Folder settings not applied listen.host · declined'), rows.join('\n'));
+  assert.ok(rows.some((x) => x.startsWith('folder-upstream') && x.includes('active')), rows.join('\n'));
   await shot('trusted-declined-sidebar', page.locator('#workbench\\.parts\\.sidebar'));
   // Trusted, the folder may route: its rule sends 127.0.0.0/8 through its upstream.
   await curl(['--noproxy', '', '-x', `socks5h://127.0.0.1:${FOLDER_PORT}`, `http://127.0.0.1:${webPort}/routed`]);
