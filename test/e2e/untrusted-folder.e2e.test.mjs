@@ -199,6 +199,13 @@ test('the Configuration view says which folder settings were ignored, and uses t
   assert.equal(await row.locator('a.action-label[aria-label="Manage Workspace Trust"]').count(), 1, 'inline Manage Workspace Trust action');
   await shot('untrusted-sidebar', page.locator('#workbench\\.parts\\.sidebar'));
   await row.locator('.monaco-tl-twistie').click(); // collapse again for the next screenshots
+  // The status bar tooltip says it too.
+  await page.locator(`[id="${STATUS_ID}"]`).hover();
+  const hover = page.locator('.monaco-hover', { hasText: 'are ignored (Restricted Mode)' }).first();
+  await hover.waitFor({ state: 'visible', timeout: 15_000 });
+  assert.match(await hover.innerText(), /This folder's settings for autoStart, listen\.host, listen\.port, auth\.mode, upstreams, activeUpstream, rules are ignored/);
+  await shot('untrusted-statusbar-tooltip');
+  await page.mouse.move(700, 400);
 });
 
 test('started from the palette it listens on 127.0.0.1 only, on the user\'s port, not the folder\'s', async () => {

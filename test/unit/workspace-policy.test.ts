@@ -6,6 +6,7 @@ import path from 'node:path';
 import { configTree } from '../../src/ui/config-model';
 import { parseJsonc, sectionValues } from '../../src/ui/jsonc';
 import { defaultSettings } from '../../src/ui/settings';
+import { statusView } from '../../src/ui/status';
 import { consentKey, describeValue, effectiveSettings, InspectedSetting, isLoopbackHost, RESTRICTED_KEYS } from '../../src/ui/workspace-policy';
 
 /** An inspect() over user and workspace values (defaults from the manifest come through readSettings). */
@@ -164,6 +165,12 @@ test('the notice row: which folder values were ignored and why, without password
   assert.equal(consent.children?.[0].description, '"0.0.0.0" · waiting for your OK');
 
   assert.equal(configTree({ settings: defaultSettings, state: 'stopped', ignored: [] }).length, 3, 'no row when nothing was ignored');
+
+  // The status bar tooltip says it too, before "Click for actions".
+  const stopped = statusView({ state: 'stopped', upstream: 'direct', ignored: untrusted.ignored });
+  assert.match(stopped.tooltip, /This folder's settings for `autoStart`, `listen\.host`, .* are ignored \(Restricted Mode\); your user settings are used\.\n\nClick for actions$/);
+  assert.match(statusView({ state: 'running', upstream: 'direct', ignored: trusted.ignored }).tooltip, /`listen\.host` is not applied until you allow it/);
+  assert.equal(statusView({ state: 'stopped', upstream: 'direct', ignored: [] }).tooltip, statusView({ state: 'stopped', upstream: 'direct' }).tooltip);
 });
 
 test('manifest: restrictedConfigurations lists exactly the restricted keys, each window-scoped (never machine: remote windows)', () => {
