@@ -3,6 +3,7 @@ import { redactUrl } from '../core/upstream/url';
 import type { ExtensionSettings, UpstreamSetting } from './settings';
 import type { ProxyState } from './status';
 import type { ViewNode } from './sessions-model';
+import { describeValue, IgnoredSetting, IgnoreReason } from './workspace-policy';
 
 export interface ConfigModelInput {
   settings: ExtensionSettings;
@@ -10,6 +11,8 @@ export interface ConfigModelInput {
   /** Where it actually listens when running (port 0 resolves to a real port). */
   listening?: string;
   error?: string;
+  /** Folder settings not in effect (see workspace-policy.ts). */
+  ignored?: readonly IgnoredSetting[];
 }
 
 export function upstreamUrlText(u: UpstreamSetting): string {
@@ -21,6 +24,44 @@ const authText = { none: 'none', generated: 'per-run password', password: 'passw
 
 export function describeRoute(settings: ExtensionSettings): string {
   return settings.activeUpstream === '' ? 'direct' : settings.activeUpstream;
+}
+
+const reasonText: Record<IgnoreReason, string> = {
+  untrusted: 'Restricted Mode',
+  'needs-consent': 'waiting for your OK',
+  declined: 'you chose your user settings',
+};
+
+/**
+ * The row that says a folder's values were not used, and why. Clicking it opens what fixes it: the
+ * Workspace Trust editor in Restricted Mode, the confirmation again for values waiting for an answer.
+ */
+export function folderSettingsNode(ignored: readonly IgnoredSetting[]): ViewNode | undefined {
+  if (ignored.length === 0) return undefined;
+  const untrusted = ignored.some((i) => i.reason === 'untrusted');
+  const keys = ignored.map((i) => i.key).join(', ');
+  return {
+    id: 'folderSettings',
+    label: untrusted ? 'Folder settings ignored' : 'Folder settings not applied',
+    // The count, not the keys: the row stays readable in a narrow sidebar; the keys are its children.
+    description: `${ignored.length === 1 ? ignored[0].key : `${ignored.length} values`} · ${untrusted ? 'Restricted Mode' : ignored.some((i) => i.reason === 'needs-consent') ? 'needs your OK' : 'declined'}`,
+    tooltip: untrusted
+      ? `This folder is not trusted (Restricted Mode), so SOCKS Relay ignores what its settings say for ${keys} and uses your user settings instead. Trust the folder to let it choose routing.`
+      : `This folder's settings would expose the proxy beyond this machine (${keys}). SOCKS Relay uses your user settings for these until you allow the folder's values. Click to decide.`,
+    icon: 'shield',
+    iconColor: 'list.warningForeground',
+    contextValue: untrusted ? 'folderSettings.untrusted' : 'folderSettings.consent',
+    command: untrusted ? 'socksRelay.manageTrust' : 'socksRelay.reviewFolderSettings',
+    expanded: false,
+    children: ignored.map((i) => ({
+      id: `folderSettings:${i.key}`,
+      label: i.key,
+      description: `${describeValue(i.key, i.value)} · ${reasonText[i.reason]}`,
+      tooltip: `The folder sets socksRelay.${i.key} to ${describeValue(i.key, i.value)}; not used: ${reasonText[i.reason]}`,
+      icon: 'circle-slash',
+      contextValue: 'folderSettings.field',
+    })),
+  };
 }
 
 export function configTree(input: ConfigModelInput): ViewNode[] {
@@ -108,5 +149,6 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
     expanded: true,
     children: ruleNodes,
   };
-  return [listener, upstreams, rules];
+  const notice = folderSettingsNode(input.ignored ?? []);
+  return notice ? [notice, listener, upstreams, rules] : [listener, upstreams, rules];
 }

@@ -20,6 +20,8 @@ export interface ViewNode {
   destination?: string;
   /** Expanded by default (groups). */
   expanded?: boolean;
+  /** Command run when the row is clicked. */
+  command?: string;
 }
 
 const commandLabel: Record<string, string> = { connect: 'CONNECT', bind: 'BIND', 'udp-associate': 'UDP', http: 'HTTP' };

@@ -37,6 +37,8 @@ export interface ExtensionSettings {
   idleTimeoutSeconds: number;
   keepClosedSessions: number;
   sessionGrouping: SessionGrouping;
+  /** host:port that "Test Upstream" connects to. */
+  upstreamTestTarget: string;
 }
 
 export const TERMINAL_VARIABLES = ['ALL_PROXY', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'] as const;
@@ -59,6 +61,7 @@ export const defaultSettings: ExtensionSettings = {
   idleTimeoutSeconds: 600,
   keepClosedSessions: 50,
   sessionGrouping: 'none',
+  upstreamTestTarget: 'example.com:443',
 };
 
 /** Reads one raw setting: `get(key)` returns whatever the configuration holds (possibly garbage). */
@@ -119,6 +122,7 @@ export function readSettings(get: RawGetter): ExtensionSettings {
     idleTimeoutSeconds: int(get('limits.idleTimeoutSeconds'), d.idleTimeoutSeconds, 0, 7 * 24 * 3600),
     keepClosedSessions: int(get('sessions.keepClosed'), d.keepClosedSessions, 0, 1000),
     sessionGrouping: oneOf(get('sessions.groupBy'), ['none', 'host'] as const, d.sessionGrouping),
+    upstreamTestTarget: str(get('upstreamTestTarget'), d.upstreamTestTarget).trim() || d.upstreamTestTarget,
   };
 }
 

@@ -1,6 +1,7 @@
 /** Status bar text and tooltip content. Pure. */
 import { formatBytes } from '../core/format';
 import type { Totals } from '../core/registry';
+import type { IgnoredSetting } from './workspace-policy';
 
 export type ProxyState = 'stopped' | 'starting' | 'running' | 'error';
 
@@ -10,6 +11,8 @@ export interface StatusModel {
   listener?: string;
   upstream: string;
   error?: string;
+  /** Folder settings not in effect (workspace-policy.ts), said in every state's tooltip. */
+  ignored?: readonly IgnoredSetting[];
 }
 
 export interface StatusView {
@@ -19,7 +22,22 @@ export interface StatusView {
   background?: 'error' | 'warning';
 }
 
+/** One tooltip line naming the folder values that were not used, and why. */
+export function ignoredLine(ignored: readonly IgnoredSetting[] | undefined): string | undefined {
+  if (!ignored || ignored.length === 0) return undefined;
+  const keys = ignored.map((i) => `\`${i.key}\``).join(', ');
+  return ignored.some((i) => i.reason === 'untrusted')
+    ? `$(shield) This folder's settings for ${keys} are ignored (Restricted Mode); your user settings are used.`
+    : `$(shield) This folder's ${keys} is not applied until you allow it (SOCKS Relay: Review Folder Settings…).`;
+}
+
 export function statusView(m: StatusModel): StatusView {
+  const v = baseView(m);
+  const line = ignoredLine(m.ignored);
+  return line ? { ...v, tooltip: v.tooltip.replace(/(\n\nClick for actions)?$/, `\n\n${line}$1`) } : v;
+}
+
+function baseView(m: StatusModel): StatusView {
   switch (m.state) {
     case 'running': {
       const t = m.totals ?? { active: 0, opened: 0, bytesUp: 0, bytesDown: 0, datagramsUp: 0, datagramsDown: 0 };

@@ -15,14 +15,6 @@ import { proxiedTerminalEnv } from './terminal-env';
 
 type Command = (...args: unknown[]) => unknown;
 
-/** Writes a setting where it is defined now (workspace if the workspace overrides it, else user settings). */
-async function writeSetting(key: string, value: unknown): Promise<void> {
-  const cfg = vscode.workspace.getConfiguration(SECTION);
-  const where = cfg.inspect(key);
-  const target = where?.workspaceFolderValue !== undefined ? vscode.ConfigurationTarget.WorkspaceFolder : where?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
-  await cfg.update(key, value, target);
-}
-
 /** The node a tree action was invoked on, or a name passed by another command. */
 function nameFrom(arg: unknown, prefix: string): string | undefined {
   if (typeof arg === 'string') return arg;
@@ -97,6 +89,14 @@ function splitSecrets(hops: string[]): { urls: string[]; passwords: (string | un
 export function registerCommands(context: vscode.ExtensionContext, controller: ProxyController, sessions: SessionsView, log: vscode.LogOutputChannel): void {
   const s = (): typeof controller.settings => controller.settings;
 
+  /** Writes a setting where it is in effect now (see SettingsSource.target). */
+  async function writeSetting(key: string, value: unknown): Promise<void> {
+    const target = controller.source.target(key);
+    // Choosing a value for the folder from our own UI is the user's OK for it: no second question.
+    if (target !== vscode.ConfigurationTarget.Global) await controller.source.allowFolderValue(key, value);
+    await vscode.workspace.getConfiguration(SECTION).update(key, value, target);
+  }
+
   async function upstreamFlow(existing?: UpstreamSetting): Promise<void> {
     const title = existing ? `Edit Upstream "${existing.name}"` : 'Add Upstream';
     const others = s().upstreams.filter((u) => u.name !== existing?.name);
@@ -165,7 +165,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
   async function testUpstream(name: string | undefined): Promise<void> {
     const upstream = name === '' ? undefined : s().upstreams.find((u) => u.name === name);
     if (name !== '' && !upstream) return;
-    const target = vscode.workspace.getConfiguration(SECTION).get<string>('upstreamTestTarget') ?? 'example.com:443';
+    const target = s().upstreamTestTarget;
     const label = upstream ? `"${upstream.name}"` : 'the direct route';
     const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `SOCKS Relay: testing ${label} → ${target}…` }, () =>
       checkUpstream(upstream, controller.secrets, target),
@@ -334,6 +334,8 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
       terminal.show();
     },
     'socksRelay.clearClosedSessions': () => controller.registry.clearClosed(),
+    'socksRelay.manageTrust': () => vscode.commands.executeCommand('workbench.trust.manage'),
+    'socksRelay.reviewFolderSettings': () => controller.reviewFolderSettings(),
     'socksRelay.filterSessions': async () => {
       const v = await vscode.window.showInputBox({ title: 'Filter Sessions', prompt: 'Show sessions whose destination, client, route or protocol contains…', value: sessions.currentFilter });
       if (v !== undefined) sessions.setFilter(v);

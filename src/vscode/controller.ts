@@ -9,18 +9,14 @@ import { ProxyServer } from '../core/server';
 import type { UserCredentials } from '../core/auth';
 import type { ListenerInfo } from '../ui/env';
 import { describeRoute } from '../ui/config-model';
-import { ExtensionSettings, listenerChanged, readSettings } from '../ui/settings';
+import { ExtensionSettings, listenerChanged } from '../ui/settings';
 import { isUpstreamAuthFailure, ProxyState } from '../ui/status';
 import { channelLogger } from './log';
 import { buildRouter } from './routing';
 import { Secrets } from './secrets';
+import { SettingsSource } from './settings-source';
 
 export const SECTION = 'socksRelay';
-
-export function currentSettings(): ExtensionSettings {
-  const cfg = vscode.workspace.getConfiguration(SECTION);
-  return readSettings((key) => cfg.get(key));
-}
 
 /**
  * Owns the engine for the window: starts and stops the ProxyServer, feeds it settings and secrets,
@@ -32,7 +28,12 @@ export class ProxyController implements vscode.Disposable {
   private server: ProxyServer | undefined;
   private stateValue: ProxyState = 'stopped';
   private errorValue: string | undefined;
-  private settingsValue: ExtensionSettings;
+  /** Where settings come from (trust and per-folder consent applied); see settings-source.ts. */
+  readonly source: SettingsSource;
+  private startPromise: Promise<boolean> | undefined;
+  private changeChain: Promise<void> = Promise.resolve();
+  /** The settings the running server was started with. */
+  private serverSettings: ExtensionSettings | undefined;
   private runCredentials: UserCredentials | undefined;
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
@@ -42,18 +43,22 @@ export class ProxyController implements vscode.Disposable {
   constructor(
     private readonly log: vscode.LogOutputChannel,
     readonly secrets: Secrets,
+    workspaceState: vscode.Memento,
   ) {
-    this.settingsValue = currentSettings();
-    this.registry = new SessionRegistry(this.settingsValue.keepClosedSessions);
+    this.source = new SettingsSource(SECTION, log, workspaceState);
+    this.registry = new SessionRegistry(this.settings.keepClosedSessions);
     this.registry.on('close', (s) => {
       this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
       if (isUpstreamAuthFailure(s.outcome) && s.route && s.outcome) this.offerCredentialFix(s.route, s.outcome);
     });
     this.disposables.push(
       this.changed,
+      this.source,
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration(SECTION)) void this.settingsChanged();
       }),
+      // Trust granted, or the folder's settings file edited.
+      this.source.onDidChange(() => void this.settingsChanged()),
     );
   }
 
@@ -64,10 +69,16 @@ export class ProxyController implements vscode.Disposable {
     return this.errorValue;
   }
   get settings(): ExtensionSettings {
-    return this.settingsValue;
+    return this.source.settings;
   }
   get running(): boolean {
     return this.stateValue === 'running';
+  }
+
+  /** Asks again about a trusted folder's widening values that are not in effect, then applies the answer. */
+  async reviewFolderSettings(): Promise<void> {
+    if (await this.source.review()) await this.settingsChanged();
+    else void vscode.window.showInformationMessage('SOCKS Relay: this folder sets nothing that waits for your OK.');
   }
 
   /** Where clients connect, with the credentials they need (undefined while stopped). */
@@ -83,12 +94,19 @@ export class ProxyController implements vscode.Disposable {
   }
 
   upstreamText(): string {
-    return describeRoute(this.settingsValue);
+    return describeRoute(this.settings);
   }
 
   async start(): Promise<boolean> {
+    // One start at a time: a second click while the confirmation is open must not open a second server.
+    this.startPromise ??= this.doStart().finally(() => (this.startPromise = undefined));
+    return this.startPromise;
+  }
+
+  private async doStart(): Promise<boolean> {
     if (this.server) return true;
-    const s = this.settingsValue;
+    if (await this.source.confirm()) this.changed.fire();
+    const s = this.settings;
     this.setState('starting');
     try {
       const users = await this.users(s);
@@ -109,6 +127,7 @@ export class ProxyController implements vscode.Disposable {
       server.on('error', (err) => this.setState('error', describeError(err)));
       await server.listen();
       this.server = server;
+      this.serverSettings = s;
       this.setState('running');
       return true;
     } catch (err) {
@@ -125,6 +144,7 @@ export class ProxyController implements vscode.Disposable {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    this.serverSettings = undefined;
     this.runCredentials = undefined;
     if (server) await server.close();
     this.setState('stopped');
@@ -144,8 +164,8 @@ export class ProxyController implements vscode.Disposable {
   async reloadRouting(): Promise<void> {
     if (!this.server) return;
     try {
-      this.server.setRouter(await buildRouter(this.settingsValue, this.secrets, channelLogger(this.log)));
-      this.log.info(`routing updated: default route ${this.upstreamText()}, ${this.settingsValue.rules.length} rule(s)`);
+      this.server.setRouter(await buildRouter(this.settings, this.secrets, channelLogger(this.log)));
+      this.log.info(`routing updated: default route ${this.upstreamText()}, ${this.settings.rules.length} rule(s)`);
     } catch (err) {
       this.log.error(`routing not updated: ${describeError(err)}`);
       void vscode.window.showErrorMessage(`SOCKS Relay: the routing settings are invalid: ${describeError(err)}`, 'Open Settings').then((pick) => {
@@ -182,31 +202,40 @@ export class ProxyController implements vscode.Disposable {
     return [{ username: s.username, password }, generated];
   }
 
-  private async settingsChanged(): Promise<void> {
-    const before = this.settingsValue;
-    const after = currentSettings();
-    this.settingsValue = after;
+  /** Serialised: trust being granted fires both a configuration change and onDidGrantWorkspaceTrust. */
+  private settingsChanged(): Promise<void> {
+    this.changeChain = this.changeChain.then(() => this.applySettingsChange()).catch((err: unknown) => this.log.error(`settings not applied: ${describeError(err)}`));
+    return this.changeChain;
+  }
+
+  private async applySettingsChange(): Promise<void> {
+    this.source.refresh();
     this.changed.fire();
     if (!this.server) return;
+    if (await this.source.confirm()) this.changed.fire();
+    const server = this.server;
+    const before = this.serverSettings;
+    if (!server || !before) return; // stopped while the question was open
+    const after = this.settings;
     if (listenerChanged(before, after)) {
       this.log.info('listener settings changed; restarting');
       await this.restart();
     } else {
-      this.server.configure({ maxSessions: after.maxSessions, idleTimeoutMs: after.idleTimeoutSeconds * 1000 });
+      server.configure({ maxSessions: after.maxSessions, idleTimeoutMs: after.idleTimeoutSeconds * 1000 });
       await this.reloadRouting();
     }
   }
 
   private async explainStartFailure(err: unknown): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
-    const s = this.settingsValue;
+    const s = this.settings;
     if (code === 'EADDRINUSE') {
       const pick = await vscode.window.showErrorMessage(`SOCKS Relay: port ${s.port} on ${s.host} is already in use by another program.`, 'Use a Free Port', 'Edit Listener', 'Show Log');
       if (pick === 'Use a Free Port') {
         const port = await freePort(s.host);
-        await vscode.workspace.getConfiguration(SECTION).update('listen.port', port, vscode.ConfigurationTarget.Global);
+        await vscode.workspace.getConfiguration(SECTION).update('listen.port', port, this.source.target('listen.port'));
         // The configuration listener restarts only a running proxy; this one is stopped.
-        this.settingsValue = currentSettings();
+        this.source.refresh();
         await this.start();
       } else if (pick === 'Edit Listener') void vscode.commands.executeCommand('socksRelay.editListener');
       else if (pick === 'Show Log') this.log.show();
@@ -223,7 +252,7 @@ export class ProxyController implements vscode.Disposable {
   }
 
   private offerCredentialFix(route: string, outcome: string): void {
-    const name = this.settingsValue.upstreams.find((u) => route.includes(u.name))?.name;
+    const name = this.settings.upstreams.find((u) => route.includes(u.name))?.name;
     if (!name || this.warnedAuth.has(name)) return;
     this.warnedAuth.add(name);
     void vscode.window.showWarningMessage(`SOCKS Relay: upstream "${name}" rejected the credentials (${outcome}).`, 'Edit Credentials').then((pick) => {

@@ -10,7 +10,7 @@ let controller: ProxyController | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel('SOCKS Relay', { log: true });
-  controller = new ProxyController(log, new Secrets(context.secrets));
+  controller = new ProxyController(log, new Secrets(context.secrets), context.workspaceState);
   const sessions = new SessionsView(controller);
   context.subscriptions.push(
     log,
@@ -22,7 +22,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
   registerCommands(context, controller, sessions, log);
   await vscode.commands.executeCommand('setContext', 'socksRelay.running', false);
-  if (controller.settings.autoStart) await controller.start();
+  await controller.source.init();
+  // Not awaited: a folder value that widens exposure asks first, and activation must not wait on a dialog.
+  if (controller.settings.autoStart) void controller.start();
 }
 
 export async function deactivate(): Promise<void> {

@@ -15,6 +15,7 @@ export function createStatusBar(controller: ProxyController): vscode.Disposable 
       listener: controller.listeningText(),
       upstream: controller.upstreamText(),
       error: controller.error,
+      ignored: controller.source.ignored,
     });
     const key = `${v.text}|${v.tooltip}|${v.background ?? ''}`;
     if (key === last) return; // nothing changed: skip the IPC round trip

@@ -28,6 +28,7 @@ export class NodeTreeProvider implements vscode.TreeDataProvider<ViewNode>, vsco
     item.tooltip = node.tooltip;
     item.contextValue = node.contextValue;
     item.iconPath = new vscode.ThemeIcon(node.icon, node.iconColor ? new vscode.ThemeColor(node.iconColor) : undefined);
+    if (node.command) item.command = { command: node.command, title: node.label, arguments: [node] };
     return item;
   }
 

@@ -11,7 +11,7 @@ const REFRESH_MS = 1000;
 /** The Configuration view: listener, upstreams and rules, rebuilt whenever settings or state change. */
 export function createConfigView(controller: ProxyController): vscode.Disposable {
   const provider = new NodeTreeProvider(() =>
-    configTree({ settings: controller.settings, state: controller.state, listening: controller.listeningText(), error: controller.error }),
+    configTree({ settings: controller.settings, state: controller.state, listening: controller.listeningText(), error: controller.error, ignored: controller.source.ignored }),
   );
   const view = vscode.window.createTreeView('socksRelay.config', { treeDataProvider: provider, showCollapseAll: false });
   return vscode.Disposable.from(provider, view, controller.onDidChange(() => provider.refresh()));

@@ -96,6 +96,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * @param {object} [o.settings]           merged over DEFAULT_SETTINGS into User/settings.json
  * @param {object} [o.env]                extra environment for code-server (and so the extension host and terminals)
  * @param {string[]} [o.extraArgs]        more code-server arguments
+ * @param {boolean} [o.workspaceTrust=false] keep Workspace Trust on: no --disable-workspace-trust, and
+ *                                        `security.workspace.trust.enabled: true` in the user settings
  * @param {number} [o.timeoutMs=60000]    how long to wait for the HTTP port
  * @returns {Promise<{url:string, port:number, process:import('node:child_process').ChildProcess,
  *   workspaceDir:string, userDataDir:string, extensionsDir:string, logFile:string,
@@ -110,6 +112,7 @@ export async function startCodeServer({
   settings = {},
   env: extraEnv = {},
   extraArgs = [],
+  workspaceTrust = false,
   timeoutMs = 60_000,
 } = {}) {
   assertInstalled();
@@ -140,7 +143,7 @@ export async function startCodeServer({
   fs.mkdirSync(userDir, { recursive: true });
   fs.writeFileSync(
     path.join(userDir, 'settings.json'),
-    JSON.stringify({ ...DEFAULT_SETTINGS, ...settings }, null, 2) + '\n',
+    JSON.stringify({ ...DEFAULT_SETTINGS, ...(workspaceTrust ? { 'security.workspace.trust.enabled': true } : {}), ...settings }, null, 2) + '\n',
   );
 
   const logFile = path.join(userDataDir, 'code-server.log');
@@ -155,7 +158,7 @@ export async function startCodeServer({
       '--bind-addr', `127.0.0.1:${port}`,
       '--disable-telemetry',
       '--disable-update-check',
-      '--disable-workspace-trust',
+      ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override',
       '--ignore-last-opened',
       ...extraArgs,

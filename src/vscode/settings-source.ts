@@ -1,0 +1,116 @@
+import * as vscode from 'vscode';
+import type { ExtensionSettings } from '../ui/settings';
+import { consentKey, describeValue, EffectiveSettings, effectiveSettings, isRestrictedKey } from '../ui/workspace-policy';
+import { ExposureConsent } from './exposure-consent';
+import { FolderSettingsFiles } from './folder-settings';
+
+/**
+ * The one place the extension reads its settings: VS Code's values (`inspect()`), filtered by workspace
+ * trust and the user's per-folder answers (src/ui/workspace-policy.ts). Fires onDidChange when something
+ * other than a configuration change alters the result: trust granted, the folder's settings file edited.
+ */
+export class SettingsSource implements vscode.Disposable {
+  private current: EffectiveSettings;
+  private logged = '';
+  /** Widening values whose dialog was dismissed this session: not asked again until the user reviews them. */
+  private readonly dismissed = new Set<string>();
+  private asking: Promise<void> | undefined;
+  private readonly consent: ExposureConsent;
+  private readonly files: FolderSettingsFiles;
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChange = this.changed.event;
+  private readonly disposables: vscode.Disposable[];
+
+  constructor(
+    private readonly section: string,
+    private readonly log: vscode.LogOutputChannel,
+    workspaceState: vscode.Memento,
+  ) {
+    this.consent = new ExposureConsent(workspaceState);
+    this.files = new FolderSettingsFiles(section, log);
+    this.current = this.resolve();
+    this.disposables = [
+      this.changed,
+      this.files,
+      this.files.onDidChange(() => this.changed.fire()),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => {
+        this.log.info('folder trusted: its SOCKS Relay settings apply now');
+        void this.files.refresh().then(() => this.changed.fire());
+      }),
+    ];
+  }
+
+  /** Reads an untrusted folder's settings file, so the first notice is already complete. */
+  async init(): Promise<void> {
+    await this.files.refresh();
+    this.refresh();
+  }
+
+  get settings(): ExtensionSettings {
+    return this.current.settings;
+  }
+  get ignored(): EffectiveSettings['ignored'] {
+    return this.current.ignored;
+  }
+
+  /** Re-reads everything; logs which folder values are not in effect whenever that changes. */
+  refresh(): ExtensionSettings {
+    this.current = this.resolve();
+    const text = this.current.ignored.map((i) => `${i.key}=${describeValue(i.key, i.value)} (${i.reason})`).join(', ');
+    if (text !== this.logged) {
+      this.logged = text;
+      if (text !== '') this.log.warn(`folder settings not applied: ${text}${vscode.workspace.isTrusted ? '' : '; the folder is in Restricted Mode, so your user settings are used'}`);
+    }
+    return this.current.settings;
+  }
+
+  /** Asks about widening folder values not answered yet (nor dismissed this session); true when it asked. */
+  async confirm(): Promise<boolean> {
+    if (this.asking) return this.asking.then(() => true);
+    const asks = this.current.pending.filter((r) => !this.dismissed.has(consentKey(r.key, r.value)));
+    if (asks.length === 0) return false;
+    this.asking = (async () => {
+      const answer = await this.consent.ask(asks);
+      if (answer === undefined) for (const r of asks) this.dismissed.add(consentKey(r.key, r.value));
+      this.refresh();
+    })().finally(() => (this.asking = undefined));
+    await this.asking;
+    return true;
+  }
+
+  /** Asks again about every widening value not in effect (waiting or declined); false when there is none. */
+  async review(): Promise<boolean> {
+    const asks = this.current.withheld;
+    if (asks.length === 0) return false;
+    for (const a of asks) this.dismissed.delete(consentKey(a.key, a.value));
+    await this.consent.ask(asks);
+    this.refresh();
+    return true;
+  }
+
+  /**
+   * Where a command should write `key`: where it is defined now (folder, else user settings), except
+   * that a folder value not in effect is never the target (the write would change nothing).
+   */
+  target(key: string): vscode.ConfigurationTarget {
+    const ignoredHere = this.current.ignored.some((i) => i.key === key) || (!vscode.workspace.isTrusted && isRestrictedKey(key));
+    if (ignoredHere) return vscode.ConfigurationTarget.Global;
+    const where = vscode.workspace.getConfiguration(this.section).inspect(key);
+    if (where?.workspaceFolderValue !== undefined) return vscode.ConfigurationTarget.WorkspaceFolder;
+    return where?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  }
+
+  /** The user chose `value` for the folder from our own UI (Edit Listener): that is their OK for it. */
+  async allowFolderValue(key: string, value: unknown): Promise<void> {
+    if (key === 'listen.host' || key === 'auth.mode') await this.consent.remember([{ key, value: String(value) }], 'allow');
+  }
+
+  private resolve(): EffectiveSettings {
+    const cfg = vscode.workspace.getConfiguration(this.section);
+    return effectiveSettings({ inspect: (key) => cfg.inspect(key), trusted: vscode.workspace.isTrusted, consent: this.consent.record, fileValues: this.files.values });
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}
