@@ -14,6 +14,8 @@ const common = {
   sourcemap: !production,
   sourcesContent: false,
   logLevel: 'warning',
+  // ESM builds first: jsonc-parser's UMD build loads its parts with a require() that esbuild cannot follow.
+  mainFields: ['module', 'main'],
 };
 
 async function main() {

@@ -3,44 +3,13 @@
  * folder values that VS Code hides from the extension in Restricted Mode, so a file we cannot read is
  * simply reported as setting nothing.
  */
+import { parse, type ParseError } from 'jsonc-parser';
 
-/** Parses JSONC; undefined when the text is not valid even after removing comments and trailing commas. */
+/** Parses JSONC with VS Code's own parser; undefined when the text has syntax errors. */
 export function parseJsonc(text: string): unknown {
-  const out: string[] = [];
-  let i = 0;
-  const n = text.length;
-  while (i < n) {
-    const c = text[i];
-    if (c === '"') {
-      // Copy the string with its escapes untouched.
-      let j = i + 1;
-      while (j < n && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      out.push(text.slice(i, j + 1));
-      i = j + 1;
-    } else if (c === '/' && text[i + 1] === '/') {
-      while (i < n && text[i] !== '\n') i++;
-    } else if (c === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2);
-      i = end < 0 ? n : end + 2;
-    } else {
-      if (c === '}' || c === ']') dropTrailingComma(out);
-      out.push(c);
-      i++;
-    }
-  }
-  try {
-    return JSON.parse(out.join('')) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function dropTrailingComma(out: string[]): void {
-  for (let k = out.length - 1; k >= 0; k--) {
-    if (/^\s*$/.test(out[k])) continue;
-    if (out[k] === ',') out.splice(k, 1);
-    return;
-  }
+  const errors: ParseError[] = [];
+  const value: unknown = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
+  return errors.length === 0 ? value : undefined;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
