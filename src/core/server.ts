@@ -11,6 +11,7 @@ import { serveSocks4 } from './socks4/handler';
 import { serveHttp } from './http/handler';
 import { closeWith } from './socket-util';
 import { DeadlineQueue } from './deadlines';
+import { describeReadPath, readPathMode } from './read-buffers';
 
 /** `host:port` of a connection's client, for log lines. */
 function clientLabel(socket: net.Socket): string {
@@ -116,10 +117,13 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     return a && typeof a === 'object' ? a : undefined;
   }
 
-  listen(): Promise<net.AddressInfo> {
-    if (this.server) return Promise.reject(new Error('already listening'));
+  async listen(): Promise<net.AddressInfo> {
+    if (this.server) throw new Error('already listening');
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
     this.server = server;
+    // How sessions will read (the self-check runs once per process, before the first connection is accepted).
+    const readPath = await readPathMode();
+    if (this.server !== server) throw new Error('closed before listening');
     return new Promise((resolve, reject) => {
       server.once('error', (err) => {
         this.server = undefined;
@@ -133,6 +137,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
         });
         const address = server.address() as net.AddressInfo;
         this.logger.info(`listening on ${formatEndpoint({ host: address.address, port: address.port })}`);
+        this.logger.info(describeReadPath(readPath));
         this.emit('listening', address);
         resolve(address);
       });

@@ -30,6 +30,8 @@ test('CLI: listens, authenticates, logs the session and exits 0 on SIGINT', asyn
     for (let i = 0; i < 50 && !/connect localhost:\d+ via direct: ok/.test(stderr); i++) await new Promise((res) => setTimeout(res, 50));
     assert.match(stderr, /#1 127\.0\.0\.1:\d+ connect localhost:\d+ via direct: ok \(↑\d+ B ↓\d+(\.\d)? [KB ]*B?/);
     assert.ok(!stderr.includes('cli-secret'), 'password never logged');
+    // The read path the sessions take, on the Node running the CLI (the one running the tests).
+    assert.match(stderr, new RegExp(`info  read path: own buffers \\(onread\\), Node ${process.version.replace(/\./g, '\\.')}\n`));
     const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');
     assert.equal(await exit, 0);
