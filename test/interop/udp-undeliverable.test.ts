@@ -10,6 +10,7 @@ import { associate, domainAddr, rawDatagram } from '../helpers/udp';
 import type { ProxyServer } from '../../src/core/server';
 import type { MemoryLogger } from '../helpers/servers';
 import type { SessionInfo } from '../../src/core/registry';
+import { buildRouter } from '../../src/core/routing';
 
 let proxy: Running & { server: ProxyServer; logger: MemoryLogger };
 let echo: Running;
@@ -95,4 +96,34 @@ test('UDP: bad names, unresolvable names and unspecified addresses are dropped a
   assert.deepEqual(uncaught, []);
   const totals = proxy.server.registry.totals();
   assert.ok(totals.droppedDatagrams >= 13, `registry totals count drops: ${JSON.stringify(totals)}`);
+});
+
+test('UDP through a SOCKS5 upstream: a name that does not resolve here (socks5://) is dropped and counted; the path keeps relaying', async () => {
+  const inner = await startProxy();
+  const outer = await startProxy();
+  outer.server.setRouter(buildRouter({ upstreams: [{ name: 'up', url: `socks5://127.0.0.1:${inner.port}` }], default: 'up' }, { logger: outer.logger }));
+  const a = await associate(outer.port);
+  try {
+    a.send(rawDatagram(LOCAL, echo.port, 'first'));
+    const first = await a.next(3000);
+    assert.ok(first, 'relayed through the upstream');
+    a.send(rawDatagram(domainAddr('nothing-here.invalid'), echo.port, 'unresolvable'));
+    a.send(rawDatagram(LOCAL, 0, 'port zero'));
+    let s = outer.server.registry.snapshot().find((x) => x.command === 'udp-associate');
+    for (let i = 0; i < 150 && (s?.droppedDatagrams ?? 0) < 2; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      s = outer.server.registry.snapshot().find((x) => x.command === 'udp-associate');
+    }
+    assert.equal(s?.droppedDatagrams, 2, outer.logger.lines.join('\n'));
+    assert.equal(s?.datagramsUp, 1);
+    assert.ok(outer.logger.has('dropped UDP datagram to nothing-here.invalid:'), outer.logger.lines.join('\n'));
+    a.send(rawDatagram(LOCAL, echo.port, 'second'));
+    const second = await a.next(3000);
+    assert.ok(second && second.toString('latin1').endsWith('echo:second'));
+  } finally {
+    a.close();
+    await outer.close();
+    await inner.close();
+  }
+  assert.deepEqual(uncaught, []);
 });
