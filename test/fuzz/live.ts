@@ -151,6 +151,10 @@ export async function settle(f: Fixture, timeoutMs = 5_000): Promise<void> {
   const sessions = (): number => f.open.server.registry.size + f.auth.server.registry.size;
   while (sessions() > 0 && Date.now() < until) await sleep(20);
   assert.equal(sessions(), 0, `sessions still open: ${JSON.stringify([...f.open.server.registry.snapshot(), ...f.auth.server.registry.snapshot()])}`);
+  // A destroyed socket still holding its handle is a leak whatever the count (Node never closes it: see resetOrDestroy).
+  const zombies = (): number => handles().filter((h) => h instanceof net.Socket && h.destroyed).length;
+  while (zombies() > 0 && Date.now() < until) await sleep(20);
+  assert.equal(zombies(), 0, `destroyed sockets still hold their handles: ${describeHandles()}`);
   if (f.baseline === 0) return;
   while (activeHandles() > f.baseline + 2 && Date.now() < until) await sleep(20);
   assert.ok(activeHandles() <= f.baseline + 2, `open handles ${activeHandles()}, baseline ${f.baseline}: ${describeHandles()}`);
