@@ -253,7 +253,12 @@ function idleWatch(idleMs: number): Set<Relay> {
  * session counts what crosses `target`, and it closes (with the failure, if any) when both sides have.
  */
 export function relaySession(client: Socket, target: Socket, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>): void {
-  if (leftover.length > 0) client.unshift(leftover);
+  if (client.readableEnded) {
+    // The client's FIN came with its request: 'end' was emitted while the handler had the socket paused,
+    // before the relay listened for it (unshift would throw now). Pass the bytes and the end on directly.
+    if (leftover.length > 0) target.write(leftover);
+    target.end();
+  } else if (leftover.length > 0) client.unshift(leftover);
   session.track(target);
   session.update({ state: 'open' });
   session.closer = relay(client, target, new SessionEnd(session, ctx));
