@@ -16,7 +16,11 @@ import { SocksClient } from 'socks';
 import { DirectDialer, Dialer, DialOptions, Router, RouteDecision, UdpOptions, UdpReceiver, BindOptions } from '../../src/core/dialer';
 import { Endpoint } from '../../src/core/address';
 import { ProxyError, Reply } from '../../src/core/errors';
-import { decodeUdpHeader } from '../../src/core/socks5/protocol';
+import { decodeMethodSelection, decodeReply, decodeUdpHeader, decodeUserPassReply } from '../../src/core/socks5/protocol';
+import { decodeSocks4Reply } from '../../src/core/socks4/protocol';
+import { decodeConnectResponse } from '../../src/core/upstream/codecs';
+import { readMessage } from '../../src/core/upstream/handshake';
+import { Cancellation } from '../../src/core/cancel';
 import { MemoryLogger, Running, startEchoServer, startHttpServer, startProxy, startUdpEcho } from '../helpers/servers';
 import { associate, domainAddr, rawDatagram } from '../helpers/udp';
 import { applyEdits, edit, NamedProperty } from './decoders';
@@ -431,6 +435,97 @@ function udpProperty(numRuns: number): (f: Fixture) => NamedProperty {
   });
 }
 
+// ---- upstream reply readers ----
+
+const replyReaders: [string, Parameters<typeof readMessage>[1], Buffer[]][] = [
+  ['SOCKS5 method selection', decodeMethodSelection, [Buffer.from([5, 0]), Buffer.from([5, 2])]],
+  ['RFC 1929 reply', decodeUserPassReply, [Buffer.from([1, 0]), Buffer.from([1, 1])]],
+  ['SOCKS5 reply', decodeReply, [Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 4, 56]), Buffer.from([5, 0, 0, 3, 9, ...Buffer.from('localhost'), 0, 80]), Buffer.from([5, 0, 0, 4, ...Array(15).fill(0), 1, 0, 1])]],
+  ['SOCKS4 reply', decodeSocks4Reply, [Buffer.from([0, 90, 0, 80, 127, 0, 0, 1])]],
+  ['HTTP CONNECT response', decodeConnectResponse, [Buffer.from('HTTP/1.1 200 Connection established\r\nX: y\r\n\r\n'), Buffer.from('HTTP/1.0 407 Auth\r\nProxy-Authenticate: Basic\r\n\r\n')]],
+];
+
+/**
+ * The client side's readers (readMessage with each upstream decoder) against an "upstream" that answers with
+ * a mutated reply and trailing bytes, in random chunks, maybe closing early: the read resolves or rejects with
+ * a ProxyError, never hangs past the close, and the bytes after a message are left for the next reader.
+ */
+function readerProperty(numRuns: number): (f: Fixture) => NamedProperty {
+  return (f) => ({
+    name: 'upstream reply readers: mutated replies in random chunks, trailing bytes, early close',
+    numRuns,
+    property: fc.asyncProperty(
+      fc.nat(),
+      fc.nat(),
+      fc.array(edit, { maxLength: 3 }),
+      fc.uint8Array({ maxLength: 16 }),
+      fc.array(fc.integer({ min: 1, max: 16 }), { maxLength: 8 }),
+      fc.boolean(),
+      async (which, base, edits, trailing, chunks, closeEarly) => {
+        const [, decode, bases] = replyReaders[which % replyReaders.length];
+        const bytes = Buffer.concat([applyEdits(bases[base % bases.length], edits), Buffer.from(trailing)]);
+        const server = net.createServer((s) => {
+          s.on('error', () => undefined);
+          void (async () => {
+            let off = 0;
+            for (const n of chunks) {
+              if (off >= bytes.length) break;
+              s.write(bytes.subarray(off, off + n));
+              off += n;
+              await sleep(1);
+            }
+            if (off < bytes.length) s.write(bytes.subarray(off));
+            if (closeEarly) s.end();
+          })();
+        });
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+        const sock = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' });
+        sock.on('error', () => undefined);
+        const deadline = new Cancellation();
+        const timer = setTimeout(() => deadline.abort(new ProxyError('CONNECT_TIMEOUT', 'reader test deadline')), 300);
+        try {
+          await new Promise((r) => sock.once('connect', r));
+          let expected: { value: unknown; length: number } | undefined | 'error';
+          try {
+            expected = decode(bytes);
+          } catch {
+            expected = 'error';
+          }
+          let result: unknown;
+          try {
+            result = await readMessage(sock, decode, deadline.signal, 'reply');
+          } catch (err) {
+            assert.ok(err instanceof ProxyError, `rejected with ${String(err)}`);
+            // Whole input is invalid, or incomplete and the upstream closed (or the deadline, when it did not).
+            assert.ok(expected === 'error' || expected === undefined, `rejected although the bytes decode: ${String(err)}`);
+            return;
+          }
+          assert.ok(expected !== 'error' && expected !== undefined, 'resolved only when the bytes decode');
+          assert.deepEqual(result, expected.value);
+          // What followed the message is still there for the next reader (the relay).
+          const rest = bytes.subarray(expected.length);
+          if (rest.length > 0) {
+            const got: Buffer[] = [];
+            let n = 0;
+            sock.on('data', (d: Buffer) => {
+              got.push(d);
+              n += d.length;
+            });
+            sock.resume();
+            for (let i = 0; i < 100 && n < rest.length; i++) await sleep(5);
+            assert.deepEqual(Buffer.concat(got), rest);
+          }
+        } finally {
+          clearTimeout(timer);
+          sock.destroy();
+          await new Promise<void>((r) => server.close(() => r()));
+        }
+        noUncaught(f);
+      },
+    ),
+  });
+}
+
 /** The live properties, each with its run count for the fixed-seed test. */
 export const liveProperties: ((f: Fixture) => NamedProperty)[] = [
   tcpProperty('SOCKS5 without authentication: mutated handshakes, chunking, half-close, reset', (f) => f.open, socks5Open, [5], 60),
@@ -439,4 +534,5 @@ export const liveProperties: ((f: Fixture) => NamedProperty)[] = [
   tcpProperty('HTTP proxy: mutated CONNECT and absolute-form requests, chunking, half-close, reset', (f) => f.open, (f) => httpReqs(f, false), [0x47, 0x43, 0x50], 50),
   tcpProperty('HTTP proxy with Basic authentication: mutated requests', (f) => f.auth, (f) => [...httpReqs(f, true), ...httpReqs(f, false).slice(0, 2)], [0x47, 0x43], 30),
   udpProperty(150),
+  readerProperty(150),
 ];
