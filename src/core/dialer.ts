@@ -41,6 +41,13 @@ export interface UdpPath {
 
 export type UdpReceiver = (source: Endpoint, payload: Buffer) => void;
 
+/** Told about a datagram a path accepted but could not send (its name did not resolve, the send failed). */
+export type UdpDropListener = (destination: Endpoint, bytes: number, reason: string) => void;
+
+export interface UdpOptions extends DialOptions {
+  onDrop?: UdpDropListener;
+}
+
 /** Opens an outbound TCP stream to a destination, directly or through upstreams. */
 export interface Dialer {
   /** Human-readable route, e.g. "direct" or "socks5://proxy:1080". Never contains secrets. */
@@ -49,7 +56,7 @@ export interface Dialer {
   /** BIND support; dialers without it make the server reply X'07'. */
   bind?(destination: Endpoint, options: BindOptions): Promise<BindHandle>;
   /** UDP support; dialers without it make the server reply X'07'. */
-  openUdp?(receive: UdpReceiver, options: DialOptions): Promise<UdpPath>;
+  openUdp?(receive: UdpReceiver, options: UdpOptions): Promise<UdpPath>;
 }
 
 /** A plain TCP connect with happy eyeballs and a connect timeout. */
@@ -65,8 +72,8 @@ export class DirectDialer implements Dialer {
     return listenForPeer(destination, options);
   }
 
-  openUdp(receive: UdpReceiver): Promise<UdpPath> {
-    return Promise.resolve(new DirectUdpPath(receive));
+  openUdp(receive: UdpReceiver, options?: UdpOptions): Promise<UdpPath> {
+    return Promise.resolve(new DirectUdpPath(receive, options?.onDrop));
   }
 }
 

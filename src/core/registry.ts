@@ -22,6 +22,8 @@ export interface SessionInfo {
   bytesDown: number;
   datagramsUp: number;
   datagramsDown: number;
+  /** UDP datagrams from the client that were not relayed (malformed, fragmented, blocked or undeliverable). */
+  droppedDatagrams: number;
   /** 'ok' when the session ended normally; otherwise the reply or error that ended it. */
   outcome: string | undefined;
   reply: number | undefined;
@@ -34,6 +36,7 @@ export interface Totals {
   bytesDown: number;
   datagramsUp: number;
   datagramsDown: number;
+  droppedDatagrams: number;
 }
 
 /** Something that counts bytes as it goes, like a net.Socket. */
@@ -74,6 +77,7 @@ export class Session implements RouteListener {
   reply: number | undefined;
   datagramsUp = 0;
   datagramsDown = 0;
+  droppedDatagrams = 0;
   /** Byte counts of UDP payloads, and of relays that have finished. */
   private upBase = 0;
   private downBase = 0;
@@ -129,6 +133,18 @@ export class Session implements RouteListener {
     }
   }
 
+  /**
+   * A client datagram that was not relayed. `countedBytes`: it had been counted as sent up (the path
+   * found it undeliverable later, e.g. its name did not resolve), so that count is taken back.
+   */
+  countDropped(countedBytes?: number): void {
+    this.droppedDatagrams++;
+    if (countedBytes !== undefined && this.datagramsUp > 0) {
+      this.datagramsUp--;
+      this.upBase -= countedBytes;
+    }
+  }
+
   update(fields: Partial<Pick<Session, 'command' | 'user' | 'destination' | 'route' | 'state'>>): void {
     if (this.state === 'closed') return;
     Object.assign(this, fields);
@@ -167,6 +183,7 @@ export class Session implements RouteListener {
       bytesDown: this.bytesDown,
       datagramsUp: this.datagramsUp,
       datagramsDown: this.datagramsDown,
+      droppedDatagrams: this.droppedDatagrams,
       outcome: this.outcome,
       reply: this.reply,
     };
@@ -197,7 +214,7 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
   /** Closed sessions are frozen, so their snapshots are taken only when someone asks (and then cached). */
   private readonly closed: Session[] = [];
   private closedInfo: SessionInfo[] | undefined;
-  private closedTotals = { bytesUp: 0, bytesDown: 0, datagramsUp: 0, datagramsDown: 0 };
+  private closedTotals = { bytesUp: 0, bytesDown: 0, datagramsUp: 0, datagramsDown: 0, droppedDatagrams: 0 };
   private opened = 0;
 
   constructor(private readonly keepClosed = 100) {
@@ -220,6 +237,7 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
     this.closedTotals.bytesDown += s.bytesDown;
     this.closedTotals.datagramsUp += s.datagramsUp;
     this.closedTotals.datagramsDown += s.datagramsDown;
+    this.closedTotals.droppedDatagrams += s.droppedDatagrams;
     if (this.keepClosed > 0) {
       this.closed.push(s);
       // Trimmed in batches: a splice from the front per close would move the whole list every time.
@@ -271,6 +289,7 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
       t.bytesDown += s.bytesDown;
       t.datagramsUp += s.datagramsUp;
       t.datagramsDown += s.datagramsDown;
+      t.droppedDatagrams += s.droppedDatagrams;
     }
     return t;
   }

@@ -3,6 +3,7 @@ import type { ConnectionContext } from './context';
 import { describeError } from './errors';
 import { forget, giveBack, isShared, readIntoBuffers, SHARED_SIZE, sharedBuffer, takeOwn } from './read-buffers';
 import type { Session, SessionCloser } from './registry';
+import { resetOrDestroy } from './socket-util';
 
 export interface RelayOptions {
   /** Close both sides after this long with no traffic either way (0 = never). */
@@ -68,9 +69,8 @@ class Relay implements SessionCloser {
     this.failure ??= reason;
     for (const s of [this.client, this.target]) {
       if (s === cause || s.destroyed) continue;
-      // resetAndDestroy sends RST so the peer sees an error, not a clean EOF.
-      if (s.readyState === 'open' || s.readyState === 'readOnly' || s.readyState === 'writeOnly') s.resetAndDestroy();
-      else s.destroy();
+      // RST so the peer sees an error, not a clean EOF (but not during a pending end(): see resetOrDestroy).
+      resetOrDestroy(s);
     }
   }
 

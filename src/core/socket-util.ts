@@ -17,3 +17,15 @@ export function closeWith(socket: Socket, bytes?: Buffer | string): void {
   if (bytes === undefined) socket.end();
   else socket.end(bytes);
 }
+
+/**
+ * Tears a connection down with RST (the peer sees an error, not a clean EOF) where Node can, else destroys it.
+ * Node cannot reset a socket while its end() is still shutting it down: the reset fails (EINVAL), 'close'
+ * never comes and the handle and its descriptor leak. Then a plain destroy is the best there is.
+ */
+export function resetOrDestroy(socket: Socket): void {
+  if (socket.destroyed) return;
+  const shuttingDown = socket.writableEnded && !socket.writableFinished;
+  if (!shuttingDown && !socket.connecting && socket.readyState !== 'closed') socket.resetAndDestroy();
+  else socket.destroy();
+}

@@ -40,7 +40,7 @@ export function statusView(m: StatusModel): StatusView {
 function baseView(m: StatusModel): StatusView {
   switch (m.state) {
     case 'running': {
-      const t = m.totals ?? { active: 0, opened: 0, bytesUp: 0, bytesDown: 0, datagramsUp: 0, datagramsDown: 0 };
+      const t = m.totals ?? { active: 0, opened: 0, bytesUp: 0, bytesDown: 0, datagramsUp: 0, datagramsDown: 0, droppedDatagrams: 0 };
       return {
         text: `$(radio-tower) ${t.active} · ↑${formatBytes(t.bytesUp)} ↓${formatBytes(t.bytesDown)}`,
         tooltip: [

@@ -208,6 +208,17 @@ for (const fe of FRONT_ENDS) {
         });
       }
     }
+    test('no data, FIN in the same write as the request: the EOF alone reaches the target and the session closes', async () => {
+      const proxy = (fe.auth ? authProxies : proxies).get('direct') as Proxy;
+      const reply = await exchange(proxy.port, fe.request(target.port), Buffer.alloc(0), 'same write');
+      assert.equal(reply.subarray(fe.prefix(reply)).toString('latin1'), 'got:');
+      // Not held open until the idle timeout: no session of this proxy stays live.
+      const until = Date.now() + 3_000;
+      while ([...proxy.server.registry.sessions()].length > 0) {
+        assert.ok(Date.now() < until, `sessions still open: ${JSON.stringify([...proxy.server.registry.sessions()].map((x) => x.destination))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
     test('the dial fails: the client still gets the refusal', async () => {
       const proxy = (fe.auth ? authProxies : proxies).get('direct') as Proxy;
       const reply = await exchange(proxy.port, fe.request(await deadPort()), Buffer.from(DATA, 'latin1'), 'same write');

@@ -23,7 +23,7 @@ test('registry: open/change/close events, live counters, totals, bounded closed 
   sock.bytesRead += 5000;
   assert.equal(s.bytesUp, 1000);
   assert.equal(s.bytesDown, 5000);
-  assert.deepEqual(reg.totals(), { active: 1, opened: 1, bytesUp: 1000, bytesDown: 5000, datagramsUp: 0, datagramsDown: 0 });
+  assert.deepEqual(reg.totals(), { active: 1, opened: 1, bytesUp: 1000, bytesDown: 5000, datagramsUp: 0, datagramsDown: 0, droppedDatagrams: 0 });
   s.close('ok');
   sock.bytesWritten += 999; // after close the counters are frozen
   assert.equal(s.bytesUp, 1000);
@@ -32,7 +32,11 @@ test('registry: open/change/close events, live counters, totals, bounded closed 
   u.countDatagram('up', 10);
   u.countDatagram('down', 20);
   u.countDatagram('down', 20);
-  assert.deepEqual(reg.totals(), { active: 1, opened: 2, bytesUp: 1010, bytesDown: 5040, datagramsUp: 1, datagramsDown: 2 });
+  u.countDropped();
+  u.countDatagram('up', 7);
+  u.countDropped(7); // counted as sent, then found undeliverable: the up count is taken back
+  assert.deepEqual(reg.totals(), { active: 1, opened: 2, bytesUp: 1010, bytesDown: 5040, datagramsUp: 1, datagramsDown: 2, droppedDatagrams: 2 });
+  assert.equal(u.info().droppedDatagrams, 2);
   u.close('ok');
   reg.open('http', 'c').close('x');
   assert.equal(reg.recentlyClosed().length, 2, 'closed list keeps the newest 2');

@@ -48,7 +48,7 @@ test('terminal environment: socks5h ALL_PROXY, HTTP side of the same port, lower
 });
 
 test('status bar: counters when running, clear looks when stopped or failed', () => {
-  const running = statusView({ state: 'running', totals: { active: 3, opened: 9, bytesUp: 1_200_000, bytesDown: 4_500_000, datagramsUp: 0, datagramsDown: 0 }, listener: '127.0.0.1:1080', upstream: 'corp' });
+  const running = statusView({ state: 'running', totals: { active: 3, opened: 9, bytesUp: 1_200_000, bytesDown: 4_500_000, datagramsUp: 0, datagramsDown: 0, droppedDatagrams: 0 }, listener: '127.0.0.1:1080', upstream: 'corp' });
   assert.equal(running.text, '$(radio-tower) 3 · ↑1.2 MB ↓4.5 MB');
   assert.match(running.tooltip, /\| Listener \| `127\.0\.0\.1:1080` \|/);
   assert.match(running.tooltip, /\| Upstream \| corp \|/);
@@ -75,6 +75,7 @@ function info(over: Partial<SessionInfo>): SessionInfo {
     bytesDown: 2_000,
     datagramsUp: 0,
     datagramsDown: 0,
+    droppedDatagrams: 0,
     outcome: undefined,
     reply: undefined,
     ...over,

@@ -6,6 +6,7 @@ import type { ConnectionContext } from '../context';
 import type { Dialer, UdpPath } from '../dialer';
 import { describeError, Reply } from '../errors';
 import type { Session } from '../registry';
+import { printableEndpoint, undeliverable } from '../udp-destination';
 import { decodeUdpHeader, encodeReply, encodeUdpHeader } from './protocol';
 
 /** One UDP ASSOCIATE: a client-facing relay socket, outbound paths per route, and their lifetime. */
@@ -46,7 +47,14 @@ export class UdpAssociation {
       });
     });
     sock.on('error', (err) => this.ctx.logger.debug(`${this.tag}: UDP relay socket: ${err.message}`));
-    sock.on('message', (msg, rinfo) => this.fromClient(msg, rinfo));
+    sock.on('message', (msg, rinfo) => {
+      // The last line of defence: a datagram is client input and must never end the process.
+      try {
+        this.fromClient(msg, rinfo);
+      } catch (err) {
+        this.drop(`internal error: ${describeError(err)}`);
+      }
+    });
     if (this.clientPort !== undefined) this.connectToClient(this.clientPort);
     const bound = endpoint(localIp, sock.address().port);
     this.control.write(encodeReply(Reply.SUCCEEDED, bound));
@@ -96,11 +104,17 @@ export class UdpAssociation {
     try {
       datagram = decodeUdpHeader(msg);
     } catch (err) {
-      this.ctx.logger.debug(`${this.tag}: dropped malformed UDP datagram: ${describeError(err)}`);
+      this.drop(`malformed: ${describeError(err)}`);
       return;
     }
     if (datagram.frag !== 0) {
-      this.ctx.logger.debug(`${this.tag}: dropped UDP fragment ${datagram.frag} (fragmentation is not supported)`);
+      this.drop(`fragment ${datagram.frag} (fragmentation is not supported)`, datagram.destination);
+      return;
+    }
+    // RFC 1928 section 7: the relay drops datagrams it cannot relay, silently to the client.
+    const bad = undeliverable(datagram.destination);
+    if (bad !== undefined) {
+      this.drop(bad, datagram.destination);
       return;
     }
     const decision = this.ctx.router.decide(datagram.destination, { command: 'udp-associate', user: this.session.user });
@@ -108,7 +122,7 @@ export class UdpAssociation {
       this.session.update({ destination: formatEndpoint(datagram.destination), route: decision.route });
     }
     if (decision.action === 'block') {
-      this.ctx.logger.debug(`${this.tag}: UDP to ${formatEndpoint(datagram.destination)} blocked by ${decision.route}`);
+      this.drop(`blocked by ${decision.route}`, datagram.destination);
       return;
     }
     this.session.countDatagram('up', datagram.payload.length);
@@ -118,8 +132,36 @@ export class UdpAssociation {
       return;
     }
     const pending = path ?? this.openPath(decision.dialer);
-    void pending.then((p) => p?.send(datagram.destination, datagram.payload));
+    const { destination, payload } = datagram;
+    void pending.then((p) => {
+      if (this.done) return;
+      if (!p) {
+        this.onPathDrop(destination, payload.length, 'no UDP path for its route');
+        return;
+      }
+      try {
+        p.send(destination, payload);
+      } catch (err) {
+        // Outside the message handler's guard: a throw here would be an unhandled rejection.
+        this.onPathDrop(destination, payload.length, `internal error: ${describeError(err)}`);
+      }
+    });
   }
+
+  /** A datagram dropped before it was counted as relayed; the debug line says why. */
+  private drop(reason: string, destination?: Endpoint): void {
+    this.session.countDropped();
+    if (this.ctx.logger.debugEnabled !== false) {
+      this.ctx.logger.debug(`${this.tag}: dropped UDP datagram${destination ? ` to ${printableEndpoint(destination)}` : ''}: ${reason}`);
+    }
+  }
+
+  /** A path could not send a datagram it was handed (already counted as relayed, so that count is taken back). */
+  private readonly onPathDrop = (destination: Endpoint, bytes: number, reason: string): void => {
+    if (this.done) return;
+    this.session.countDropped(bytes);
+    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: dropped UDP datagram to ${printableEndpoint(destination)}: ${reason}`);
+  };
 
   /**
    * The relay socket talks to one client endpoint only: connected to it, the kernel drops datagrams from
@@ -127,13 +169,15 @@ export class UdpAssociation {
    * the kernel). Until the connect completes, answers carry the address.
    */
   private connectToClient(port: number): void {
-    this.relaySocket?.connect(port, this.clientIp, () => {
-      this.connected = true;
+    // The callback also gets a failed connect's error: then answers keep carrying the address.
+    this.relaySocket?.connect(port, this.clientIp, (err?: Error) => {
+      if (err) this.ctx.logger.debug(`${this.tag}: UDP relay socket: connect to the client failed: ${describeError(err)}`);
+      else this.connected = true;
     });
   }
 
   private openPath(dialer: Dialer): Promise<UdpPath | undefined> {
-    const pending = (dialer.openUdp ? dialer.openUdp((src, payload) => this.toClient(src, payload), { signal: this.abort.signal, route: this.session }) : Promise.reject(new Error(`UDP is not supported through ${dialer.label}`))).then(
+    const pending = (dialer.openUdp ? dialer.openUdp((src, payload) => this.toClient(src, payload), { signal: this.abort.signal, route: this.session, onDrop: this.onPathDrop }) : Promise.reject(new Error(`UDP is not supported through ${dialer.label}`))).then(
       (path) => {
         if (this.done) {
           path.close();
@@ -156,15 +200,21 @@ export class UdpAssociation {
     if (this.done || this.clientPort === undefined || !this.relaySocket) return;
     this.lastActivity = Date.now();
     this.session.countDatagram('down', payload.length);
-    const key = `${source.host}|${source.port}`;
-    let header = this.headerCache.get(key);
-    if (!header) {
-      if (this.headerCache.size >= 1024) this.headerCache.clear();
-      header = encodeUdpHeader(source);
-      this.headerCache.set(key, header);
+    // An answer comes from the network (or an upstream), not the client, but must not end the process
+    // either: encodeUdpHeader and dgram.send throw on what they cannot handle.
+    try {
+      const key = `${source.host}|${source.port}`;
+      let header = this.headerCache.get(key);
+      if (!header) {
+        if (this.headerCache.size >= 1024) this.headerCache.clear();
+        header = encodeUdpHeader(source);
+        this.headerCache.set(key, header);
+      }
+      // A list of buffers goes out as one datagram without copying the payload.
+      if (this.connected) this.relaySocket.send([header, payload]);
+      else this.relaySocket.send([header, payload], this.clientPort, this.clientIp);
+    } catch (err) {
+      this.ctx.logger.debug(`${this.tag}: UDP answer from ${printableEndpoint(source)} not delivered: ${describeError(err)}`);
     }
-    // A list of buffers goes out as one datagram without copying the payload.
-    if (this.connected) this.relaySocket.send([header, payload]);
-    else this.relaySocket.send([header, payload], this.clientPort, this.clientIp);
   }
 }

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { Endpoint, endpoint, isUnspecified, normalizeIp } from '../address';
-import { BindHandle, BindOptions, connectTcp, Dialer, DialOptions, UdpPath, UdpReceiver } from '../dialer';
+import { BindHandle, BindOptions, connectTcp, Dialer, DialOptions, UdpOptions, UdpPath, UdpReceiver } from '../dialer';
 import { describeError, ProxyError, Reply, replyForError } from '../errors';
 import { Logger, silentLogger } from '../log';
 import type { CommandName } from '../socks5/protocol';
@@ -74,14 +74,14 @@ export class ChainDialer implements Dialer {
   }
 
   /** UDP ASSOCIATE through a single SOCKS5 upstream (datagrams cannot cross the TCP hops of a longer chain). */
-  async openUdp(receive: UdpReceiver, options: DialOptions): Promise<UdpPath> {
+  async openUdp(receive: UdpReceiver, options: UdpOptions): Promise<UdpPath> {
     const hop = this.hops[0];
     if (this.hops.length !== 1 || hop.kind !== 'socks5') {
       throw new ProxyError('BAD_COMMAND', `UDP ASSOCIATE needs a single SOCKS5 upstream, not ${this.label}`, Reply.COMMAND_NOT_SUPPORTED);
     }
     const { socket, bound } = await this.open(NO_ADDRESS, 'udp-associate', options.signal);
     try {
-      return await Socks5UdpPath.open(socket, bound, hop, receive, this.logger);
+      return await Socks5UdpPath.open(socket, bound, hop, receive, this.logger, options.onDrop);
     } catch (err) {
       socket.destroy();
       throw new ProxyError('UPSTREAM_FAILED', `UDP through ${this.label}: ${describeError(err)}`, Reply.GENERAL_FAILURE, { cause: err });

@@ -1,7 +1,7 @@
 /** Failover: try each member in order until one connects. */
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../address';
-import type { BindHandle, BindOptions, Dialer, DialOptions, UdpPath, UdpReceiver } from '../dialer';
+import type { BindHandle, BindOptions, Dialer, DialOptions, UdpOptions, UdpPath, UdpReceiver } from '../dialer';
 import { describeError, ProxyError, Reply, replyForError } from '../errors';
 import { Logger, silentLogger } from '../log';
 
@@ -30,7 +30,7 @@ export class FailoverDialer implements Dialer {
     return this.attempt('BIND', options, (m) => m.bind?.(destination, options));
   }
 
-  openUdp(receive: UdpReceiver, options: DialOptions): Promise<UdpPath> {
+  openUdp(receive: UdpReceiver, options: UdpOptions): Promise<UdpPath> {
     return this.attempt('UDP', options, (m) => m.openUdp?.(receive, options));
   }
 

@@ -2,11 +2,12 @@
 import * as dgram from 'node:dgram';
 import * as dns from 'node:dns/promises';
 import type { Socket } from 'node:net';
-import { Endpoint, endpoint, formatEndpoint, isUnspecified, normalizeIp } from '../address';
-import type { UdpPath, UdpReceiver } from '../dialer';
-import { describeError } from '../errors';
+import { Endpoint, endpoint, isUnspecified, normalizeIp } from '../address';
+import type { UdpDropListener, UdpPath, UdpReceiver } from '../dialer';
+import { describeError, ProxyError } from '../errors';
 import type { Logger } from '../log';
 import { decodeUdpHeader, encodeUdpHeader } from '../socks5/protocol';
+import { undeliverable } from '../udp-destination';
 import { resolveHere } from './handshake';
 import { hopLabel, UpstreamHop } from './url';
 
@@ -21,14 +22,23 @@ export class Socks5UdpPath implements UdpPath {
     private readonly socket: dgram.Socket,
     private readonly relayAddr: Endpoint,
     private readonly hop: UpstreamHop,
-    private readonly logger: Logger,
+    private readonly onDrop: UdpDropListener,
   ) {}
 
   /**
    * Wraps an association the upstream granted on `control` (BND = `bound`). The association lives as long
    * as the control connection; when the upstream closes it, the path stops.
    */
-  static async open(control: Socket, bound: Endpoint, hop: UpstreamHop, receive: UdpReceiver, logger: Logger): Promise<Socks5UdpPath> {
+  static async open(
+    control: Socket,
+    bound: Endpoint,
+    hop: UpstreamHop,
+    receive: UdpReceiver,
+    logger: Logger,
+    onDrop: UdpDropListener = () => undefined,
+  ): Promise<Socks5UdpPath> {
+    // Every datagram goes to this port: 0 would make each dgram.send throw.
+    if (bound.port === 0) throw new ProxyError('UPSTREAM_FAILED', `${hopLabel(hop)} granted UDP ASSOCIATE with relay port 0`);
     let relay = isUnspecified(bound) ? endpoint(normalizeIp(control.remoteAddress), bound.port) : bound;
     if (relay.type === 'domain') relay = endpoint((await dns.lookup(relay.host)).address, relay.port);
     const local = normalizeIp(control.localAddress);
@@ -41,17 +51,18 @@ export class Socks5UdpPath implements UdpPath {
         resolve();
       });
     });
-    const path = new Socks5UdpPath(control, sock, relay, hop, logger);
+    const path = new Socks5UdpPath(control, sock, relay, hop, onDrop);
     sock.on('error', (err) => logger.debug(`UDP via ${hopLabel(hop)}: ${err.message}`));
     sock.on('message', (msg, rinfo) => {
       if (normalizeIp(rinfo.address) !== relay.host || rinfo.port !== relay.port) return;
+      let d;
       try {
-        const d = decodeUdpHeader(msg);
-        if (d.frag !== 0) return;
-        receive(d.destination, d.payload);
+        d = decodeUdpHeader(msg);
       } catch (err) {
         logger.debug(`UDP via ${hopLabel(hop)}: dropped a malformed datagram from the upstream relay: ${describeError(err)}`);
+        return;
       }
+      if (d.frag === 0) receive(d.destination, d.payload);
     });
     control.on('data', () => undefined);
     control.on('error', () => undefined);
@@ -69,6 +80,11 @@ export class Socks5UdpPath implements UdpPath {
 
   send(destination: Endpoint, payload: Buffer): void {
     if (this.closed) return;
+    const bad = undeliverable(destination);
+    if (bad !== undefined) {
+      this.onDrop(destination, payload.length, bad);
+      return;
+    }
     if (destination.type !== 'domain' || this.hop.remoteDns) {
       this.sendResolved(destination, payload);
       return;
@@ -84,7 +100,9 @@ export class Socks5UdpPath implements UdpPath {
         this.names.set(destination.host, ep);
         this.sendResolved(ep, payload);
       },
-      (err: unknown) => this.logger.debug(`UDP via ${hopLabel(this.hop)}: ${describeError(err)}`),
+      (err: unknown) => {
+        if (!this.closed) this.onDrop(destination, payload.length, describeError(err));
+      },
     );
   }
 
@@ -95,10 +113,16 @@ export class Socks5UdpPath implements UdpPath {
     this.control.destroy();
   }
 
+  /** Never throws: a header that cannot be encoded or a send that fails is a dropped datagram. */
   private sendResolved(destination: Endpoint, payload: Buffer): void {
     if (this.closed) return;
-    this.socket.send([encodeUdpHeader(destination), payload], this.relayAddr.port, this.relayAddr.host, (err) => {
-      if (err) this.logger.debug(`UDP via ${hopLabel(this.hop)} to ${formatEndpoint(destination)}: ${err.message}`);
-    });
+    const fail = (err: unknown): void => this.onDrop(destination, payload.length, `via ${hopLabel(this.hop)}: ${describeError(err)}`);
+    try {
+      this.socket.send([encodeUdpHeader(destination), payload], this.relayAddr.port, this.relayAddr.host, (err) => {
+        if (err) fail(err);
+      });
+    } catch (err) {
+      fail(err);
+    }
   }
 }
