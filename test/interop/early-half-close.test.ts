@@ -269,3 +269,15 @@ describe('the target speaks first and hangs up before the relay starts (its FIN 
     });
   }
 });
+
+test('UDP ASSOCIATE with the FIN in the same write: the client gets the reply, then the association ends as at any FIN', async () => {
+  const proxy = proxies.get('direct') as Proxy;
+  const reply = await exchange(proxy.port, Buffer.from([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]), Buffer.alloc(0), 'same write');
+  assert.deepEqual([...reply.subarray(0, 4)], [5, 0, 5, 0], 'method 0x00, reply SUCCEEDED');
+  assert.equal(reply.length, 2 + 10);
+  const until = Date.now() + 3_000;
+  while ([...proxy.server.registry.sessions()].length > 0) {
+    assert.ok(Date.now() < until, 'the association is not held open until its idle limit');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+});

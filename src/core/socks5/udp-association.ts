@@ -74,6 +74,9 @@ export class UdpAssociation {
       this.idleTimer.unref();
     }
     this.session.closer = { close: (reason) => this.teardown(reason) };
+    // A FIN that came with the request may have ended the stream before the 'end' listener above (while the
+    // relay socket was being bound): the association ends as at any later FIN, once the reply is out.
+    if (this.control.readableEnded) this.control.end(() => this.teardown('ok'));
   }
 
   teardown(reason: string): void {
