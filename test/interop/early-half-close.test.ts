@@ -281,3 +281,22 @@ test('UDP ASSOCIATE with the FIN in the same write: the client gets the reply, t
     await new Promise((r) => setTimeout(r, 20));
   }
 });
+
+describe('a FIN before the request is complete: no request can follow, the proxy closes at once (not at the handshake deadline)', () => {
+  const partial: [string, boolean, Buffer][] = [
+    ['SOCKS5, half a greeting', false, Buffer.from([5, 2, 0])],
+    ['SOCKS5, greeting and half a request', false, Buffer.from([5, 1, 0, 5, 1, 0, 1, 127])],
+    ['SOCKS5, half an RFC 1929 sub-negotiation', true, Buffer.from([5, 1, 2, 1, 5, 0x65])],
+    ['SOCKS4, no user id terminator', false, Buffer.from([4, 1, 0, 80, 127, 0, 0, 1, 0x6d])],
+    ['HTTP, half a request head', false, Buffer.from('CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127', 'latin1')],
+  ];
+  for (const [name, auth, bytes] of partial) {
+    test(name, async () => {
+      const proxy = (auth ? authProxies : proxies).get('direct') as Proxy;
+      const started = Date.now();
+      await exchange(proxy.port, bytes, Buffer.alloc(0), 'same write');
+      // The handshake deadline is 10 s; exchange() gives up after 5 s.
+      assert.ok(Date.now() - started < 2_000, `closed after ${Date.now() - started} ms`);
+    });
+  }
+});

@@ -35,7 +35,16 @@ export class Socks4Connection {
   ) {
     socket.on('data', this.onData);
     socket.once('close', this.onClose);
+    socket.once('end', this.onEnd);
   }
+
+  /** A FIN before the request is complete: no request can follow, so close now rather than at the handshake deadline. */
+  private readonly onEnd = (): void => {
+    if (this.done) return;
+    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: client half-closed before its request was complete; closing`);
+    this.ctx.handshakeDone();
+    this.finish('client closed during handshake');
+  };
 
   private readonly onClose = (): void => {
     this.abort.abort();
@@ -66,6 +75,8 @@ export class Socks4Connection {
     this.buf = this.buf.subarray(decoded.length);
     this.done = true;
     this.socket.off('data', this.onData);
+    // From here a FIN is the client's half-close of the session, delivered by the relay.
+    this.socket.off('end', this.onEnd);
     this.socket.pause();
     this.ctx.handshakeDone();
     this.handleRequest(decoded.value);

@@ -42,7 +42,16 @@ export class Socks5Connection {
   ) {
     socket.on('data', this.onData);
     socket.once('close', this.onClose);
+    socket.once('end', this.onEnd);
   }
+
+  /** A FIN before the request is complete: no request can follow, so close now rather than at the handshake deadline. */
+  private readonly onEnd = (): void => {
+    if (this.stage === 'done') return;
+    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: client half-closed during the ${this.stage}; closing`);
+    this.ctx.handshakeDone();
+    this.finish('client closed during handshake');
+  };
 
   private readonly onClose = (): void => {
     // Only when something is in flight: stops a dial whose client has gone.
@@ -107,6 +116,8 @@ export class Socks5Connection {
         this.consume(r.length);
         this.stage = 'done';
         this.socket.off('data', this.onData);
+        // From here a FIN is the client's half-close of the session, delivered by the relay.
+        this.socket.off('end', this.onEnd);
         this.socket.pause();
         this.ctx.handshakeDone();
         this.handleRequest(r.value);
