@@ -7,7 +7,7 @@
 # Idempotent: a version with a complete install (marker file) is not fetched again.
 #
 #   bash scripts/node-versions.sh             # install (or no-op when cached); prints NODE_22=… NODE_24=…
-#   bash scripts/node-versions.sh --test      # then run the unit and interop suites (compiled out/, built dist/)
+#   bash scripts/node-versions.sh --test      # then run the unit, interop and fuzz suites (compiled out/, built dist/)
 #                                             # under each of them (what .ci/run and `npm run test:node-versions` do)
 #   SOCKS_RELAY_CACHE=/some/dir bash scripts/node-versions.sh
 #   FORCE=1 bash scripts/node-versions.sh     # wipe and reinstall
@@ -84,7 +84,7 @@ done
 # build do not depend on the Node that runs the tests. Tests that start the CLI spawn process.execPath, so
 # the CLI runs on the Node under test too. PATH is left as it is: the Debian tools the tests drive.
 shopt -s nullglob
-tests=(out/test/unit/*.test.js out/test/interop/*.test.js)
+tests=(out/test/unit/*.test.js out/test/interop/*.test.js out/test/fuzz/*.test.js)
 if ((${#tests[@]} == 0)) || [[ ! -f dist/cli.js ]]; then
   log "ERROR: no out/test/**/*.test.js or dist/cli.js: run npm run compile && npm run build first"
   exit 1
@@ -92,7 +92,7 @@ fi
 failed=()
 for v in "${NODE_VERSIONS[@]}"; do
   node_bin="$(bin_of "$v")"
-  echo "== unit + interop suites under $("$node_bin" --version) ($node_bin)"
+  echo "== unit, interop and fuzz suites under $("$node_bin" --version) ($node_bin)"
   start=$SECONDS
   log_file="$(mktemp "${TMPDIR:-/tmp}/socks-relay-node-$v.XXXXXX")"
   status=0
@@ -108,4 +108,4 @@ if ((${#failed[@]})); then
   log "FAILED under node ${failed[*]}"
   exit 1
 fi
-log "unit + interop suites passed under node ${NODE_VERSIONS[*]}"
+log "unit, interop and fuzz suites passed under node ${NODE_VERSIONS[*]}"
