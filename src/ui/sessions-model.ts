@@ -36,7 +36,10 @@ export function hostOf(destination: string | undefined): string {
 
 function traffic(s: SessionInfo): string {
   const base = `↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)}`;
-  return s.command === 'udp-associate' ? `${base} (${s.datagramsUp}/${s.datagramsDown} datagrams)` : base;
+  if (s.command !== 'udp-associate') return base;
+  // Datagrams the relay could not send (port 0, a bad or unresolvable name, …) are dropped: say how many.
+  const dropped = s.droppedDatagrams > 0 ? `, ${s.droppedDatagrams} dropped` : '';
+  return `${base} (${s.datagramsUp}/${s.datagramsDown} datagrams${dropped})`;
 }
 
 function outcomeText(s: SessionInfo): string {

@@ -7,14 +7,11 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { launchBrowser, openWorkbench, runCommand, startCodeServer, statusBarItems, waitForTerminalText } from './code-server.mjs';
+import { launchBrowser, openWorkbench, runCommand, startCodeServer, waitForTerminalText } from './code-server.mjs';
+import { ROOT, STATUS_ID, VSIX, workbench } from './workbench.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const VSIX = path.join(ROOT, 'socks-relay.vsix');
-const OUT = path.join(ROOT, 'test-output', 'e2e');
 const CS_PORT = Number(process.env.E2E_PORT || 18936);
 const PROXY_PORT = Number(process.env.E2E_PROXY_PORT || 18937);
-const STATUS_ID = 'socks-relay.socks-relay.socksRelay.status';
 
 let web;
 let webPort;
@@ -25,42 +22,7 @@ const AUTH_PASSWORD = 'e2e-s3cret-Pw';
 let cs;
 let browser;
 let page;
-
-async function shot(name, locator) {
-  fs.mkdirSync(OUT, { recursive: true });
-  const file = path.join(OUT, `${name}.png`);
-  await (locator ?? page).screenshot({ path: file });
-  return file;
-}
-
-async function statusText() {
-  const item = (await statusBarItems(page)).find((i) => i.id === STATUS_ID);
-  return item ? `${item.ariaLabel} | ${item.text}` : '';
-}
-
-async function waitFor(what, fn, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  await shot(`timeout-${what.replace(/\W+/g, '-')}`).catch(() => undefined);
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-}
-
-/** Visible rows of a sidebar view, by its pane title. */
-async function viewRows(title) {
-  return page.evaluate((t) => {
-    const pane = [...document.querySelectorAll('.pane')].find((p) => p.querySelector('.pane-header')?.textContent?.includes(t));
-    if (!pane) return [];
-    // Label and description as shown (the row's aria-label is its tooltip).
-    return [...pane.querySelectorAll('.monaco-list-row')].map((r) =>
-      [r.querySelector('.label-name')?.textContent, r.querySelector('.label-description')?.textContent].filter(Boolean).join(' ').replace(/\s+/g, ' ').trim(),
-    );
-  }, title);
-}
+const { shot, statusText, waitFor, viewRows } = workbench(() => page);
 
 async function viewText(title) {
   return page.evaluate((t) => {

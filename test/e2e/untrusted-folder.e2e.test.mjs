@@ -3,22 +3,19 @@
 // Needs `npm run package` and `bash test/e2e/install-code-server.sh`. E2E_VSIX runs it against another build.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, statusBarItems } from './code-server.mjs';
+import { accepts, listeningOn, STATUS_ID, VSIX, workbench } from './workbench.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const VSIX = process.env.E2E_VSIX || path.join(ROOT, 'socks-relay.vsix');
-const OUT = path.join(ROOT, 'test-output', 'e2e');
 const CS_PORT = Number(process.env.E2E_TRUST_PORT || 18960);
 const USER_PORT = Number(process.env.E2E_TRUST_PROXY_PORT || 18971); // the user's listen.port
 const FOLDER_PORT = USER_PORT - 1; // the folder's listen.port
 const FOLDER_UPSTREAM_PORT = USER_PORT + 2; // the folder's upstream: records every connection
-const STATUS_ID = 'socks-relay.socks-relay.socksRelay.status';
 
 // The machine's own non-loopback addresses: a proxy on 0.0.0.0 / :: would answer on them.
 const EXTERNAL = Object.values(os.networkInterfaces())
@@ -29,65 +26,13 @@ const EXTERNAL = Object.values(os.networkInterfaces())
 let cs;
 let browser;
 let page;
+const { shot, statusText, waitFor, viewRows } = workbench(() => page, { prefix: 'untrusted-' });
 let web;
 let webPort;
 let webHits = 0;
 let upstream;
 let workspaceDir;
 const upstreamConnections = [];
-
-async function shot(name, locator) {
-  fs.mkdirSync(OUT, { recursive: true });
-  const file = path.join(OUT, `${name}.png`);
-  await (locator ?? page).screenshot({ path: file });
-  return file;
-}
-
-async function statusText() {
-  const item = (await statusBarItems(page)).find((i) => i.id === STATUS_ID);
-  return item ? `${item.ariaLabel} | ${item.text}` : '';
-}
-
-async function waitFor(what, fn, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  await shot(`untrusted-timeout-${what.replace(/\W+/g, '-')}`).catch(() => undefined);
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-}
-
-async function viewRows(title) {
-  return page.evaluate((t) => {
-    const pane = [...document.querySelectorAll('.pane')].find((p) => p.querySelector('.pane-header')?.textContent?.includes(t));
-    if (!pane) return [];
-    return [...pane.querySelectorAll('.monaco-list-row')].map((r) =>
-      [r.querySelector('.label-name')?.textContent, r.querySelector('.label-description')?.textContent].filter(Boolean).join(' ').replace(/\s+/g, ' ').trim(),
-    );
-  }, title);
-}
-
-/** True when a TCP connection to host:port is accepted. */
-function accepts(host, port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port, timeout: 2_000 });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('timeout', () => (s.destroy(), resolve(false)));
-    s.once('error', () => resolve(false));
-  });
-}
-
-/** Local addresses listening on `port`, from the kernel's own table (`ss -ltn`), e.g. ['127.0.0.1:18971']. */
-function listeningOn(port) {
-  const out = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/)[3])
-    .filter(Boolean);
-}
 
 function curl(args) {
   return new Promise((resolve) => {

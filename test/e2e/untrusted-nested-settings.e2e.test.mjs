@@ -3,39 +3,19 @@
 // only the extension's own trust check (src/ui/workspace-policy.ts) keeps the proxy from autostarting on 0.0.0.0.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, startCodeServer, statusBarItems } from './code-server.mjs';
+import { accepts, listeningOn, STATUS_ID, VSIX } from './workbench.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const VSIX = process.env.E2E_VSIX || path.join(ROOT, 'socks-relay.vsix');
 const CS_PORT = Number(process.env.E2E_NESTED_PORT || 18962);
 const FOLDER_PORT = Number(process.env.E2E_NESTED_PROXY_PORT || 18974);
-const STATUS_ID = 'socks-relay.socks-relay.socksRelay.status';
 
 let cs;
 let browser;
 let page;
 let workspaceDir;
-
-function listeningOn(port) {
-  return execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/)[3])
-    .filter(Boolean);
-}
-
-function accepts(host, port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port, timeout: 2_000 });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('timeout', () => (s.destroy(), resolve(false)));
-    s.once('error', () => resolve(false));
-  });
-}
 
 before(async () => {
   assert.ok(fs.existsSync(VSIX), `${VSIX} missing: run npm run package`);

@@ -110,7 +110,9 @@ test('sessions model: live rows, closed group with outcomes, filter and grouping
   assert.equal(hostOf('[2001:db8::1]:443'), '2001:db8::1');
   assert.equal(hostOf('a.b:1'), 'a.b');
   const udp = sessionNode(info({ command: 'udp-associate', datagramsUp: 3, datagramsDown: 2 }), 2_000);
-  assert.match(udp.description ?? '', /3\/2 datagrams/);
+  assert.match(udp.description ?? '', /3\/2 datagrams\)/);
+  const lossy = sessionNode(info({ command: 'udp-associate', datagramsUp: 3, datagramsDown: 2, droppedDatagrams: 4 }), 2_000);
+  assert.match(lossy.description ?? '', /3\/2 datagrams, 4 dropped\)/);
 });
 
 test('config tree: listener state, active upstream, rules with move positions, passwords redacted', () => {

@@ -1,0 +1,71 @@
+// Helpers the end-to-end files share: reading the workbench (status bar, sidebar views), waiting with a
+// screenshot on timeout, and checking from outside what listens where.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { statusBarItems } from './code-server.mjs';
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+/** The packaged extension under test (E2E_VSIX: another build, e.g. an older commit's, to see a test fail there). */
+export const VSIX = process.env.E2E_VSIX || path.join(ROOT, 'socks-relay.vsix');
+export const OUT = path.join(ROOT, 'test-output', 'e2e');
+export const STATUS_ID = 'socks-relay.socks-relay.socksRelay.status';
+
+/** Workbench readers bound to the page `getPage()` returns; `prefix` names this file's timeout screenshots. */
+export function workbench(getPage, { prefix = '' } = {}) {
+  async function shot(name, locator) {
+    fs.mkdirSync(OUT, { recursive: true });
+    const file = path.join(OUT, `${name}.png`);
+    await (locator ?? getPage()).screenshot({ path: file });
+    return file;
+  }
+
+  async function statusText() {
+    const item = (await statusBarItems(getPage())).find((i) => i.id === STATUS_ID);
+    return item ? `${item.ariaLabel} | ${item.text}` : '';
+  }
+
+  async function waitFor(what, fn, timeoutMs = 15_000) {
+    const deadline = Date.now() + timeoutMs;
+    let last;
+    while (Date.now() < deadline) {
+      last = await fn();
+      if (last) return last;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await shot(`${prefix}timeout-${what.replace(/\W+/g, '-')}`).catch(() => undefined);
+    throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+  }
+
+  /** Visible rows of a sidebar view, by its pane title: label and description as shown (the row's aria-label is its tooltip). */
+  async function viewRows(title) {
+    return getPage().evaluate((t) => {
+      const pane = [...document.querySelectorAll('.pane')].find((p) => p.querySelector('.pane-header')?.textContent?.includes(t));
+      if (!pane) return [];
+      return [...pane.querySelectorAll('.monaco-list-row')].map((r) =>
+        [r.querySelector('.label-name')?.textContent, r.querySelector('.label-description')?.textContent].filter(Boolean).join(' ').replace(/\s+/g, ' ').trim(),
+      );
+    }, title);
+  }
+
+  return { shot, statusText, waitFor, viewRows };
+}
+
+/** True when a TCP connection to host:port is accepted. */
+export function accepts(host, port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port, timeout: 2_000 });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('timeout', () => (s.destroy(), resolve(false)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Local addresses listening on `port`, from the kernel's own table (`ss -ltn`), e.g. ['127.0.0.1:18971']. */
+export function listeningOn(port) {
+  return execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[3])
+    .filter(Boolean);
+}
