@@ -11,18 +11,17 @@
  */
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
-import { Endpoint, endpoint, formatEndpoint, normalizeIp } from '../address';
+import { endpoint, formatEndpoint, normalizeIp } from '../address';
 import { checkCredentials } from '../auth';
 import type { ConnectionContext } from '../context';
-import type { Dialer } from '../dialer';
 import { describeError, Reply, replyForError } from '../errors';
 import type { Session } from '../registry';
-import { relaySession } from '../relay';
+import { admit, dialRefusal, isRefusal, Refusal, Replier, serveRequest } from '../pipeline';
 import type { ProtocolHandler, ProxyServer } from '../server';
 import { closeWith } from '../socket-util';
 import { requestOver } from './origin-request';
 import { encodeSimpleResponse, HttpTarget, parseAbsoluteTarget, parseBasicCredentials, parseConnectTarget, statusForParseError, stripHopByHop, targetScheme } from './parse';
-import { Cancellation, type CancelSignal } from '../cancel';
+import { Cancellation } from '../cancel';
 
 /** Largest request head accepted (request line plus headers); more gets 431. */
 export const MAX_HEADER_BYTES = 32 * 1024;
@@ -202,19 +201,15 @@ class HttpConnection {
     }
     const dest = endpoint(parsed.host, parsed.port);
     session.update({ destination: formatEndpoint(dest), state: 'connecting' });
-    if (this.ctx.overLimit) {
-      refuse(503, `session limit (${this.ctx.options.maxSessions}) reached`, 'warn', { Connection: 'close' });
-      return;
-    }
-    const decision = this.ctx.router.decide(dest, { command: 'http', user: session.user });
-    session.update({ route: decision.route });
-    if (decision.action === 'block') {
-      refuse(403, `blocked by ${decision.route}`);
+    const admitted = admit(this.ctx, session, dest, { command: 'http', user: session.user });
+    if (isRefusal(admitted)) {
+      const r = refusalStatus(admitted);
+      refuse(r.status, r.why, r.level, r.status === 503 ? { Connection: 'close' } : {});
       return;
     }
     const abort = new Cancellation();
     res.once('close', () => abort.abort());
-    decision.dialer.dial(dest, { signal: abort.signal, route: session }).then(
+    admitted.dialer.dial(dest, { signal: abort.signal, route: session }).then(
       (upstream) => {
         if (res.destroyed || this.socket.destroyed) {
           upstream.destroy();
@@ -228,7 +223,8 @@ class HttpConnection {
           session.close(`client went away: ${describeError(err)}`);
           return;
         }
-        refuse(statusForDialError(err), `${describeError(err)} (via ${decision.route})`, 'warn');
+        const r = refusalStatus(dialRefusal(err, session.route));
+        refuse(r.status, r.why, r.level);
       },
     );
   }
@@ -314,69 +310,67 @@ class HttpConnection {
     this.headStarted();
     this.active++;
     const session = this.proxy.openSession('http', sock);
-    const tag = `#${session.id} ${this.client}`;
     const target = req.url ?? '';
     session.update({ command: 'connect' });
-    let closed = false;
-    const abort = new Cancellation();
-    sock.once('close', () => {
-      abort.abort();
-      if (!closed) session.close('client closed before the tunnel opened');
-    });
-    const refuse = (status: number, why: string, level: 'info' | 'warn' = 'info', headers: [string, string][] = []): void => {
-      closed = true;
-      this.ctx.logger[level](`${tag}: CONNECT ${session.destination ?? target} refused with ${status} ${reasonPhrase(status)}: ${why}`);
-      session.close(`${status} ${reasonPhrase(status)}: ${why}`, status);
-      closeWith(sock, encodeSimpleResponse(status, reasonPhrase(status), `${status} ${reasonPhrase(status)}: ${why}\n`, headers));
-    };
+    const tunnel = new Tunnel(sock, session, this.client, target, this.ctx);
     const auth = this.authenticate(req);
     if (!auth.ok) {
-      refuse(407, auth.why, auth.challenge ? 'info' : 'warn', [['Proxy-Authenticate', PROXY_AUTHENTICATE]]);
+      tunnel.refuse(407, auth.why, auth.challenge ? 'info' : 'warn', [['Proxy-Authenticate', PROXY_AUTHENTICATE]]);
       return;
     }
     if (auth.user !== undefined) session.update({ user: auth.user });
     const hp = parseConnectTarget(target);
     if (!hp) {
-      refuse(400, `CONNECT target "${target.slice(0, 200)}" is not host:port`, 'warn');
+      tunnel.refuse(400, `CONNECT target "${target.slice(0, 200)}" is not host:port`, 'warn');
       return;
     }
-    const dest = endpoint(hp.host, hp.port);
-    session.update({ destination: formatEndpoint(dest), state: 'connecting' });
-    if (this.ctx.overLimit) {
-      refuse(503, `session limit (${this.ctx.options.maxSessions}) reached`, 'warn');
-      return;
-    }
-    const decision = this.ctx.router.decide(dest, { command: 'connect', user: session.user });
-    session.update({ route: decision.route });
-    if (decision.action === 'block') {
-      refuse(403, `blocked by ${decision.route}`);
-      return;
-    }
-    this.tunnel(sock, head, dest, decision.dialer, session, tag, abort.signal).then(
-      () => {
-        closed = true;
-      },
-      (err: unknown) => {
-        if (sock.destroyed) {
-          closed = true;
-          session.close(`client went away: ${describeError(err)}`);
-          return;
-        }
-        refuse(statusForDialError(err), `${describeError(err)} (via ${decision.route})`, 'warn');
-      },
-    );
+    // Bytes the client sent right behind the CONNECT head go first.
+    serveRequest(sock, { command: 'connect', destination: endpoint(hp.host, hp.port), early: head }, tunnel, session, this.ctx);
+  }
+}
+
+/** HTTP status, reason and log level for a refusal from the pipeline: 503 over the limit, 403 blocked, 502/504 failed. */
+function refusalStatus(r: Refusal): { status: number; why: string; level: 'info' | 'warn' } {
+  switch (r.stage) {
+    case 'limit':
+      return { status: 503, why: r.message, level: 'warn' };
+    case 'blocked':
+      return { status: 403, why: r.message, level: 'info' };
+    case 'dial':
+      return { status: r.reply === Reply.TTL_EXPIRED ? 504 : 502, why: `${r.message} (via ${r.route})`, level: 'warn' };
+  }
+}
+
+/** One CONNECT: the pipeline's answers as HTTP responses on the tunnel's socket. */
+class Tunnel implements Replier {
+  constructor(
+    private readonly sock: Socket,
+    private readonly session: Session,
+    private readonly client: string,
+    private readonly target: string,
+    private readonly ctx: ConnectionContext,
+  ) {}
+
+  granted(): void {
+    this.sock.write(ESTABLISHED);
   }
 
-  private async tunnel(sock: Socket, head: Buffer, dest: Endpoint, dialer: Dialer, session: Session, tag: string, signal: CancelSignal): Promise<void> {
-    const upstream = await dialer.dial(dest, { signal, route: session });
-    if (sock.destroyed) {
-      upstream.destroy();
-      session.close('client went away while connecting');
-      return;
-    }
-    sock.write(ESTABLISHED);
-    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${tag}: CONNECT ${session.destination} via ${session.route}`);
-    // Bytes the client sent right behind the CONNECT head go first.
-    relaySession(sock, upstream, head, session, this.ctx);
+  accepted(): void {
+    // CONNECT has no second reply.
+  }
+
+  refused(r: Refusal): void {
+    const { status, why, level } = refusalStatus(r);
+    this.refuse(status, why, level);
+  }
+
+  relaying(): void {
+    this.ctx.logger.debug(`#${this.session.id} ${this.client}: CONNECT ${this.session.destination} via ${this.session.route}`);
+  }
+
+  refuse(status: number, why: string, level: 'info' | 'warn' = 'info', headers: [string, string][] = []): void {
+    this.ctx.logger[level](`#${this.session.id} ${this.client}: CONNECT ${this.session.destination ?? this.target} refused with ${status} ${reasonPhrase(status)}: ${why}`);
+    this.session.close(`${status} ${reasonPhrase(status)}: ${why}`, status);
+    closeWith(this.sock, encodeSimpleResponse(status, reasonPhrase(status), `${status} ${reasonPhrase(status)}: ${why}\n`, headers));
   }
 }

@@ -1,11 +1,9 @@
 import type { Socket } from 'node:net';
-import { Endpoint, endpointOfSocket, formatEndpoint, normalizeIp } from '../address';
+import { Endpoint, formatEndpoint } from '../address';
 import type { ConnectionContext } from '../context';
-import type { Dialer } from '../dialer';
-import { Cancellation } from '../cancel';
-import { describeError, ProxyError, Reply } from '../errors';
+import { describeError } from '../errors';
+import { Refusal, Replier, serveRequest } from '../pipeline';
 import type { Session } from '../registry';
-import { relaySession } from '../relay';
 import type { ProtocolHandler } from '../server';
 import { closeWith } from '../socket-util';
 import { decodeSocks4Request, encodeSocks4Reply, Socks4Reply, Socks4ReplyCode, socks4ReplyName, Socks4Request } from './protocol';
@@ -23,10 +21,9 @@ export const serveSocks4: ProtocolHandler = (socket, first, ctx, proxy) => {
  * SOCKS4 carries no password, so it is refused while users are configured unless allowNoAuth is set.
  * The user id is logged but never trusted for routing.
  */
-export class Socks4Connection {
+export class Socks4Connection implements Replier {
   private buf: Buffer = EMPTY;
   private done = false;
-  private readonly abort = new Cancellation();
 
   constructor(
     private readonly socket: Socket,
@@ -47,7 +44,6 @@ export class Socks4Connection {
   };
 
   private readonly onClose = (): void => {
-    this.abort.abort();
     if (!this.done) this.session.close('client closed during handshake');
   };
 
@@ -107,72 +103,30 @@ export class Socks4Connection {
       this.refuse('SOCKS4 cannot carry a password and users are configured (use SOCKS5 or HTTP with credentials, or allow unauthenticated clients)', 'warn');
       return;
     }
-    if (this.ctx.overLimit) {
-      this.refuse(`session limit (${options.maxSessions}) reached`, 'warn');
-      return;
-    }
-    const decision = this.ctx.router.decide(dest, { command: req.command });
-    this.session.update({ route: decision.route });
-    if (decision.action === 'block') {
-      this.refuse(`blocked by ${decision.route}`);
-      return;
-    }
-    const run = req.command === 'connect' ? this.connect(dest, decision.dialer) : this.bind(dest, decision.dialer);
-    run.catch((err: unknown) => {
-      if (this.socket.destroyed) {
-        this.session.close(`client went away: ${describeError(err)}`);
-        return;
-      }
-      this.refuse(`${describeError(err)} (via ${decision.route})`, 'warn');
-    });
-  }
-
-  private startRelay(target: Socket): void {
-    // From here the relay owns both sockets; as in the SOCKS5 handler, letting go of this object frees it.
+    // From here the pipeline owns the request; as in the SOCKS5 handler, letting go of this object frees it.
     this.socket.off('close', this.onClose);
-    const leftover = this.buf;
+    const early = this.buf;
     this.buf = EMPTY;
-    relaySession(this.socket, target, leftover, this.session, this.ctx);
+    serveRequest(this.socket, { command: req.command, destination: dest, early }, this, this.session, this.ctx);
   }
 
-
-  private async connect(dest: Endpoint, dialer: Dialer): Promise<void> {
-    const target = await dialer.dial(dest, { signal: this.abort.signal, route: this.session });
-    if (this.socket.destroyed) {
-      target.destroy();
-      this.session.close('client went away while connecting');
-      return;
-    }
-    this.socket.write(encodeSocks4Reply(Socks4Reply.GRANTED, endpointOfSocket(target.localAddress, target.localPort)));
-    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: SOCKS4 CONNECT ${this.session.destination} via ${this.session.route}`);
-    this.startRelay(target);
+  /** Replier: reply 90 with the outbound address (CONNECT) or where the peer should connect (BIND's first reply). */
+  granted(bound: Endpoint): void {
+    this.socket.write(encodeSocks4Reply(Socks4Reply.GRANTED, bound));
   }
 
-  private async bind(dest: Endpoint, dialer: Dialer): Promise<void> {
-    if (!dialer.bind) throw new ProxyError('BAD_COMMAND', `BIND is not supported through ${dialer.label}`, Reply.COMMAND_NOT_SUPPORTED);
-    const handle = await dialer.bind(dest, {
-      signal: this.abort.signal,
-      route: this.session,
-      localAddress: normalizeIp(this.socket.localAddress),
-      timeoutMs: this.ctx.options.bindTimeoutMs,
-      onRefusedPeer: (peer) => this.ctx.logger.warn(`${this.tag}: SOCKS4 BIND refused a connection from ${formatEndpoint(peer)} (expected ${this.session.destination})`),
-    });
-    if (this.socket.destroyed) {
-      handle.close();
-      this.session.close('client went away');
-      return;
-    }
-    this.socket.write(encodeSocks4Reply(Socks4Reply.GRANTED, handle.bound));
-    this.session.update({ state: 'waiting' });
-    this.ctx.logger.debug(`${this.tag}: SOCKS4 BIND listening on ${formatEndpoint(handle.bound)} for ${this.session.destination}`);
-    const { socket: peerSocket, peer } = await handle.accepted;
-    if (this.socket.destroyed) {
-      peerSocket.destroy();
-      this.session.close('client went away while waiting for the peer');
-      return;
-    }
+  /** Replier: BIND's second reply. */
+  accepted(peer: Endpoint): void {
     this.socket.write(encodeSocks4Reply(Socks4Reply.GRANTED, peer));
-    this.ctx.logger.debug(`${this.tag}: SOCKS4 BIND accepted ${formatEndpoint(peer)}`);
-    this.startRelay(peerSocket);
+  }
+
+  /** Replier: SOCKS4 has one refusal code (91); the log line and the outcome say why. */
+  refused(r: Refusal): void {
+    if (r.stage === 'dial') this.refuse(`${r.message} (via ${r.route})`, 'warn');
+    else this.refuse(r.message, r.stage === 'blocked' ? 'info' : 'warn');
+  }
+
+  relaying(): void {
+    this.ctx.logger.debug(`${this.tag}: SOCKS4 ${this.session.command === 'bind' ? 'BIND' : 'CONNECT'} ${this.session.destination} via ${this.session.route}`);
   }
 }

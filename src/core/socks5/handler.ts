@@ -1,12 +1,11 @@
 import type { Socket } from 'node:net';
-import { Endpoint, endpointOfSocket, formatEndpoint, normalizeIp } from '../address';
+import type { Endpoint } from '../address';
 import { checkCredentials } from '../auth';
-import { Cancellation, type CancelSignal } from '../cancel';
 import type { ConnectionContext } from '../context';
 import type { Dialer } from '../dialer';
-import { describeError, ProxyError, Reply, ReplyCode, replyForError, replyName } from '../errors';
+import { describeError, ProxyError, Reply, ReplyCode, replyName } from '../errors';
+import { admit, dialRefusal, isRefusal, Refusal, Replier, serveRequest } from '../pipeline';
 import type { Session } from '../registry';
-import { relaySession } from '../relay';
 import { closeWith } from '../socket-util';
 import { UdpAssociation } from './udp-association';
 import {
@@ -30,11 +29,9 @@ type Stage = 'greeting' | 'auth' | 'request' | 'done';
  * The handshake is parsed incrementally from whatever chunks arrive; once the request is complete the
  * socket is paused so bytes sent right behind it wait in the socket until the outbound side is ready.
  */
-export class Socks5Connection {
+export class Socks5Connection implements Replier {
   private buf: Buffer = EMPTY;
   private stage: Stage = 'greeting';
-  /** Set while a dial or BIND is in flight (closing the client aborts it); dropped once relaying. */
-  private abort: Cancellation | undefined;
   constructor(
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
@@ -54,8 +51,6 @@ export class Socks5Connection {
   };
 
   private readonly onClose = (): void => {
-    // Only when something is in flight: stops a dial whose client has gone.
-    this.abort?.abort();
     if (this.stage !== 'done') this.session.close('client closed during handshake');
   };
 
@@ -151,80 +146,56 @@ export class Socks5Connection {
     closeWith(this.socket, bytes);
   }
 
+  /** Replier: the debug line once relaying. */
+  relaying(): void {
+    this.ctx.logger.debug(`${this.tag}: ${this.session.command === 'bind' ? 'BIND' : 'CONNECT'} ${this.session.destination} via ${this.session.route}`);
+  }
+
   private refuse(code: ReplyCode, why: string, level: 'warn' | 'info' = 'info'): void {
     this.ctx.logger[level](`${this.tag}: ${this.session.command ?? 'request'} ${this.session.destination ?? ''} refused with 0x0${code} (${replyName(code)}): ${why}`);
     this.finish(`${replyName(code)}: ${why}`, encodeReply(code, NO_ADDRESS), code);
   }
 
   private handleRequest(req: Request): void {
-    const dest = req.destination;
-    if (this.ctx.overLimit) {
-      this.session.update({ command: req.command, destination: formatEndpoint(dest), state: 'connecting' });
-      this.refuse(Reply.GENERAL_FAILURE, `session limit (${this.ctx.options.maxSessions}) reached`, 'warn');
+    if (req.command === 'udp-associate') {
+      this.associate(req.destination);
       return;
     }
-    const decision = this.ctx.router.decide(dest, { command: req.command, user: this.session.user });
-    // One 'change' event for command, destination, route and state.
-    this.session.update({ command: req.command, destination: formatEndpoint(dest), route: decision.route, state: 'connecting' });
-    if (decision.action === 'block') {
-      this.refuse(Reply.NOT_ALLOWED, `blocked by ${decision.route}`);
+    // From here the pipeline owns the request; letting go of this handler frees it for the session's lifetime.
+    this.socket.off('close', this.onClose);
+    const early = this.buf;
+    this.buf = EMPTY;
+    serveRequest(this.socket, { command: req.command, destination: req.destination, early }, this, this.session, this.ctx);
+  }
+
+  private associate(hint: Endpoint): void {
+    const admitted = admit(this.ctx, this.session, hint, { command: 'udp-associate', user: this.session.user });
+    if (isRefusal(admitted)) {
+      this.refused(admitted);
       return;
     }
-    const dialer = decision.dialer;
-    this.abort = new Cancellation();
-    const { signal } = this.abort;
-    const run = req.command === 'connect' ? this.connect(dest, dialer, signal) : req.command === 'bind' ? this.bind(dest, dialer, signal) : this.udpAssociate(dest, dialer);
-    run.catch((err: unknown) => {
+    this.udpAssociate(hint, admitted.dialer).catch((err: unknown) => {
       if (this.socket.destroyed) {
         this.session.close(`client went away: ${describeError(err)}`);
         return;
       }
-      this.refuse(replyForError(err), describeError(err), 'warn');
+      this.refused(dialRefusal(err, this.session.route));
     });
   }
 
-  private startRelay(target: Socket): void {
-    this.abort = undefined;
-    // From here the relay owns both sockets; letting go of this handler frees it for the session's lifetime.
-    this.socket.off('close', this.onClose);
-    const leftover = this.buf;
-    this.buf = EMPTY;
-    relaySession(this.socket, target, leftover, this.session, this.ctx);
+  /** Replier: a refusal as the SOCKS5 reply carrying its code (RFC 1928 section 6), with a log line. */
+  refused(r: Refusal): void {
+    this.refuse(r.reply, r.message, r.stage === 'blocked' ? 'info' : 'warn');
   }
 
-  private async connect(dest: Endpoint, dialer: Dialer, signal: CancelSignal): Promise<void> {
-    const target = await dialer.dial(dest, { signal, route: this.session });
-    if (this.socket.destroyed) {
-      target.destroy();
-      this.session.close('client went away while connecting');
-      return;
-    }
-    this.socket.write(encodeReply(Reply.SUCCEEDED, endpointOfSocket(target.localAddress, target.localPort)));
-    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: CONNECT ${this.session.destination} via ${this.session.route}`);
-    this.startRelay(target);
+  /** Replier: a success reply with BND.ADDR/BND.PORT (CONNECT, and BIND's first reply). */
+  granted(bound: Endpoint): void {
+    this.socket.write(encodeReply(Reply.SUCCEEDED, bound));
   }
 
-  private async bind(dest: Endpoint, dialer: Dialer, signal: CancelSignal): Promise<void> {
-    if (!dialer.bind) throw new ProxyError('BAD_COMMAND', `BIND is not supported through ${dialer.label}`, Reply.COMMAND_NOT_SUPPORTED);
-    const handle = await dialer.bind(dest, {
-      signal,
-      route: this.session,
-      localAddress: normalizeIp(this.socket.localAddress),
-      timeoutMs: this.ctx.options.bindTimeoutMs,
-      onRefusedPeer: (peer) => this.ctx.logger.warn(`${this.tag}: BIND refused a connection from ${formatEndpoint(peer)} (expected ${this.session.destination})`),
-    });
-    this.socket.write(encodeReply(Reply.SUCCEEDED, handle.bound));
-    this.session.update({ state: 'waiting' });
-    this.ctx.logger.debug(`${this.tag}: BIND listening on ${formatEndpoint(handle.bound)} for ${this.session.destination}`);
-    const { socket: peerSocket, peer } = await handle.accepted;
-    if (this.socket.destroyed) {
-      peerSocket.destroy();
-      this.session.close('client went away while waiting for the peer');
-      return;
-    }
+  /** Replier: BIND's second reply, the peer's address. */
+  accepted(peer: Endpoint): void {
     this.socket.write(encodeReply(Reply.SUCCEEDED, peer));
-    this.ctx.logger.debug(`${this.tag}: BIND accepted ${formatEndpoint(peer)}`);
-    this.startRelay(peerSocket);
   }
 
   private async udpAssociate(hint: Endpoint, firstDialer: Dialer): Promise<void> {
