@@ -1,6 +1,8 @@
+import type { Socket } from 'node:net';
 import type { UserCredentials } from './auth';
 import type { Router } from './dialer';
 import type { Logger } from './log';
+import type { Session, SessionProtocol } from './registry';
 
 /** Everything configurable about the listener. Times are in milliseconds; 0 disables a timeout. */
 export interface ProxyOptions {
@@ -51,4 +53,9 @@ export interface ConnectionContext {
   /** Reserves a UDP association slot; false when the limit is reached. */
   acquireUdp(): boolean;
   releaseUdp(): void;
+  /** A registry session for a request on `socket` (an HTTP connection carries one per request). */
+  openSession(protocol: SessionProtocol, socket: Socket): Session;
 }
+
+/** Serves a connection once its protocol is known from the first byte (`first`, already read). */
+export type ProtocolHandler = (socket: Socket, first: Buffer, ctx: ConnectionContext) => void;

@@ -3,7 +3,7 @@ import { endpoint, Endpoint, formatEndpoint } from './address';
 import type { Dialer } from './dialer';
 import { describeError, ProxyError, Reply, replyForError, replyName } from './errors';
 import { ChainDialer } from './upstream/chain';
-import { DirectDialer } from './dialer';
+import { DirectDialer } from './direct';
 import { parseChain, redactUrl } from './upstream/url';
 import type { CancelSignal } from './cancel';
 

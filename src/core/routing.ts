@@ -19,7 +19,8 @@
  * so a live change is: server.setRouter(buildRouter(newConfig)); sessions already open keep their route.
  */
 import type { Endpoint } from './address';
-import { DirectDialer, Dialer, RouteContext, RouteDecision, Router } from './dialer';
+import type { Dialer, RouteContext, RouteDecision, Router } from './dialer';
+import { DirectDialer } from './direct';
 import { ProxyError } from './errors';
 import { Logger, silentLogger } from './log';
 import { CompiledRule, compileRules, firstMatch, RuleConfig } from './rules';

@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { formatEndpoint, normalizeIp } from './address';
-import { ConnectionContext, defaultOptions, ProxyOptions } from './context';
-import { DirectRouter, Router } from './dialer';
+import { ConnectionContext, defaultOptions, ProtocolHandler, ProxyOptions } from './context';
+import type { Router } from './dialer';
+import { DirectRouter } from './direct';
 import { describeError } from './errors';
 import { Logger, silentLogger } from './log';
-import { SessionProtocol, SessionRegistry } from './registry';
-import { Socks5Connection } from './socks5/handler';
+import { Session, SessionProtocol, SessionRegistry } from './registry';
+import { serveSocks5 } from './socks5/handler';
 import { serveSocks4 } from './socks4/handler';
 import { serveHttp } from './http/handler';
 import { closeWith } from './socket-util';
@@ -40,6 +41,10 @@ class Context implements ConnectionContext {
   releaseUdp(): void {
     this.server.releaseUdpSlot();
   }
+
+  openSession(protocol: SessionProtocol, socket: net.Socket): Session {
+    return this.server.openSession(protocol, socket);
+  }
 }
 
 /** Connections over the session limit that may still finish a handshake to get a proper refusal. */
@@ -48,8 +53,6 @@ const HANDSHAKE_GRACE = 64;
 /** Accept queue length (Node's default is 511; the kernel caps it at net.core.somaxconn). */
 const LISTEN_BACKLOG = 4096;
 
-/** Handles a connection once its protocol is known from the first byte. */
-export type ProtocolHandler = (socket: net.Socket, first: Buffer, ctx: ConnectionContext, server: ProxyServer) => void;
 
 export interface ProxyServerEvents {
   listening: [net.AddressInfo];
@@ -81,7 +84,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.opts = { ...defaultOptions, ...options };
     this.routerImpl = router ?? new DirectRouter(this.opts.connectTimeoutMs);
     this.registry = registry ?? new SessionRegistry();
-    this.handlers.set(0x05, (socket, first, ctx) => this.serveSocks5(socket, first, ctx));
+    this.handlers.set(0x05, serveSocks5);
     this.handlers.set(0x04, serveSocks4);
     this.handlers.set(-1, serveHttp);
   }
@@ -202,7 +205,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
         closeWith(socket);
         return;
       }
-      handler(socket, first, ctx, this);
+      handler(socket, first, ctx);
     });
   }
 
@@ -218,14 +221,8 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   }
 
   /** Opens a registry session for a connection of the given protocol. */
-  openSession(protocol: SessionProtocol, socket: net.Socket) {
+  openSession(protocol: SessionProtocol, socket: net.Socket): Session {
     // The address is read now (the socket forgets it once closed); the label is formatted only when used.
     return this.registry.open(protocol, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
-  }
-
-  private serveSocks5(socket: net.Socket, first: Buffer, ctx: ConnectionContext): void {
-    const session = this.openSession('socks5', socket);
-    const conn = new Socks5Connection(socket, ctx, session);
-    conn.start(first);
   }
 }

@@ -8,7 +8,7 @@ import { rawConnect } from '../helpers/socks';
 import { deadPort, MemoryLogger, Running, startEchoServer, startProxy, waitForClosed } from '../helpers/servers';
 import { ProxyServer } from '../../src/core/server';
 import type { Dialer, Router } from '../../src/core/dialer';
-import { DirectDialer } from '../../src/core/dialer';
+import { DirectDialer } from '../../src/core/direct';
 import { ProxyError, Reply } from '../../src/core/errors';
 
 let echo: Running;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cancellation, type CancelSignal } from '../../src/core/cancel';
-import { connectTcp } from '../../src/core/dialer';
+import { connectTcp } from '../../src/core/direct';
 import { ProxyError } from '../../src/core/errors';
 
 test('cancellation: listeners run once, in order; removed ones and later aborts do not run', () => {

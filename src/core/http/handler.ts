@@ -13,11 +13,10 @@ import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { endpoint, formatEndpoint, normalizeIp } from '../address';
 import { checkCredentials } from '../auth';
-import type { ConnectionContext } from '../context';
+import type { ConnectionContext, ProtocolHandler } from '../context';
 import { describeError, Reply, replyForError } from '../errors';
 import type { Session } from '../registry';
 import { admit, dialRefusal, isRefusal, Refusal, Replier, serveRequest } from '../pipeline';
-import type { ProtocolHandler, ProxyServer } from '../server';
 import { closeWith } from '../socket-util';
 import { requestOver } from './origin-request';
 import { encodeSimpleResponse, HttpTarget, parseAbsoluteTarget, parseBasicCredentials, parseConnectTarget, statusForParseError, stripHopByHop, targetScheme } from './parse';
@@ -46,13 +45,13 @@ export function statusForDialError(err: unknown): 502 | 504 {
 }
 
 /** Registered for every first byte that is not SOCKS: serves the connection as an HTTP proxy. */
-export const serveHttp: ProtocolHandler = (socket, first, ctx, proxy) => {
+export const serveHttp: ProtocolHandler = (socket, first, ctx) => {
   if (!ctx.options.http) {
     ctx.logger.warn(`${clientLabel(socket)}: not SOCKS (first byte 0x${first[0].toString(16).padStart(2, '0')}) and the HTTP proxy is disabled; closing`);
     closeWith(socket);
     return;
   }
-  new HttpConnection(socket, ctx, proxy).start(first);
+  new HttpConnection(socket, ctx).start(first);
 };
 
 /** `challenge`: no credentials were sent, the normal first step of clients that wait for a 407. */
@@ -71,7 +70,6 @@ class HttpConnection {
   constructor(
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
-    private readonly proxy: ProxyServer,
   ) {
     this.client = clientLabel(socket);
     const idle = ctx.options.idleTimeoutMs;
@@ -140,7 +138,7 @@ class HttpConnection {
       return;
     }
     const status = statusForParseError(err.code);
-    const session = this.proxy.openSession('http', sock);
+    const session = this.ctx.openSession('http', sock);
     const why = `${err.code ?? 'error'}: ${err.message}`;
     this.ctx.logger.warn(`#${session.id} ${this.client}: malformed HTTP request, answered ${status} ${reasonPhrase(status)} (${why})`);
     session.close(`${status} ${reasonPhrase(status)}: ${why}`, status);
@@ -156,7 +154,7 @@ class HttpConnection {
     this.headStarted();
     this.active++;
     res.once('close', () => this.requestDone());
-    const session = this.proxy.openSession('http', this.socket);
+    const session = this.ctx.openSession('http', this.socket);
     const tag = `#${session.id} ${this.client}`;
     const target = req.url ?? '';
     session.update({ command: 'http' });
@@ -309,7 +307,7 @@ class HttpConnection {
   private onConnect(req: http.IncomingMessage, sock: Socket, head: Buffer): void {
     this.headStarted();
     this.active++;
-    const session = this.proxy.openSession('http', sock);
+    const session = this.ctx.openSession('http', sock);
     const target = req.url ?? '';
     session.update({ command: 'connect' });
     const tunnel = new Tunnel(sock, session, this.client, target, this.ctx);

@@ -1,18 +1,17 @@
 import type { Socket } from 'node:net';
 import { Endpoint, formatEndpoint } from '../address';
-import type { ConnectionContext } from '../context';
+import type { ConnectionContext, ProtocolHandler } from '../context';
 import { describeError } from '../errors';
 import { Refusal, Replier, serveRequest } from '../pipeline';
 import type { Session } from '../registry';
-import type { ProtocolHandler } from '../server';
 import { closeWith } from '../socket-util';
 import { decodeSocks4Request, encodeSocks4Reply, Socks4Reply, Socks4ReplyCode, socks4ReplyName, Socks4Request } from './protocol';
 
 const EMPTY = Buffer.alloc(0);
 
 /** Registered for first byte X'04'. */
-export const serveSocks4: ProtocolHandler = (socket, first, ctx, proxy) => {
-  const session = proxy.openSession('socks4', socket);
+export const serveSocks4: ProtocolHandler = (socket, first, ctx) => {
+  const session = ctx.openSession('socks4', socket);
   new Socks4Connection(socket, ctx, session).start(first);
 };
 

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../address';
 import { checkCredentials } from '../auth';
-import type { ConnectionContext } from '../context';
+import type { ConnectionContext, ProtocolHandler } from '../context';
 import type { Dialer } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyName } from '../errors';
 import { admit, dialRefusal, isRefusal, Refusal, Replier, serveRequest } from '../pipeline';
@@ -23,6 +23,11 @@ const NO_ADDRESS: Endpoint = { type: 'ipv4', host: '0.0.0.0', port: 0 };
 const EMPTY = Buffer.alloc(0);
 
 type Stage = 'greeting' | 'auth' | 'request' | 'done';
+
+/** Registered for first byte X'05'. */
+export const serveSocks5: ProtocolHandler = (socket, first, ctx) => {
+  new Socks5Connection(socket, ctx, ctx.openSession('socks5', socket)).start(first);
+};
 
 /**
  * One SOCKS5 connection from greeting to close (RFC 1928, RFC 1929).
