@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { describeError, ProxyError } from '../core/errors';
 import { parseMatch } from '../core/rules';
-import { parseUpstreamUrl, redactUrl, UpstreamSpec } from '../core/upstream/url';
+import { hopTakesPassword, parseUpstreamUrl, redactUrl, UpstreamSpec, urlTakesPassword } from '../core/upstream/url';
 import { hopUrls, withPassword } from '../ui/routing-config';
 import { upstreamUrlText } from '../ui/config-model';
 import { proxyUrl } from '../ui/env';
@@ -49,7 +49,7 @@ function parseHop(url: string): { spec: UpstreamSpec; inlinePassword: string | u
   } catch {
     // parseUpstreamUrl reports what is wrong with it
   }
-  const takesPassword = /^(socks5h?|https?):/i.test(url.trim());
+  const takesPassword = urlTakesPassword(url);
   const spec = parseUpstreamUrl(inline === undefined && takesPassword ? withPassword(url, 'placeholder') : url);
   return { spec, inlinePassword: inline };
 }
@@ -131,7 +131,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     // Ask for a password for each hop that names a user but did not carry one.
     for (let i = 0; i < urls.length; i++) {
       const { spec } = parseHop(urls[i]);
-      if (spec.kind === 'direct' || spec.kind === 'socks4' || !spec.username || passwords[i] !== undefined) continue;
+      if (spec.kind === 'direct' || !hopTakesPassword(spec) || !spec.username || passwords[i] !== undefined) continue;
       const stored = existing ? await controller.secrets.upstreamPassword(existing.name, i) : undefined;
       const pw = await ask({
         title,

@@ -45,6 +45,18 @@ test('SOCKS4 encode/decode round trip', () => {
   }
 });
 
+test('SOCKS4 encoder: an IPv4 destination 0.0.0.x (x≠0) would read as the SOCKS4a marker and is refused (X04); 0.0.0.0 is sent', () => {
+  for (const host of ['0.0.0.1', '0.0.0.255']) {
+    assert.throws(
+      () => encodeSocks4Request('connect', { type: 'ipv4', host, port: 80 }, 'u'),
+      (e: unknown) => e instanceof ProxyError && e.code === 'BAD_ADDRESS' && e.reply === 0x04,
+    );
+  }
+  const zero = encodeSocks4Request('bind', { type: 'ipv4', host: '0.0.0.0', port: 80 });
+  assert.deepEqual(decodeSocks4Request(zero)?.value.destination, { type: 'ipv4', host: '0.0.0.0', port: 80 });
+  assert.deepEqual([...encodeSocks4Request('connect', { type: 'ipv4', host: '0.0.1.0', port: 80 }).subarray(4, 8)], [0, 0, 1, 0]);
+});
+
 test('SOCKS4 malformed requests throw', () => {
   const expectError = (bytes: number[] | Buffer, code: string): void => {
     assert.throws(

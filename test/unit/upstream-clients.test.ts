@@ -190,3 +190,25 @@ test('codecs: HTTP response heads and status mapping', () => {
   assert.equal(decodeSocks4Reply(Buffer.from([0, 90, 0, 80, 1, 2, 3])), undefined);
   assert.deepEqual(decodeSocks4Reply(Buffer.from([0, 90, 0, 80, 1, 2, 3, 4]))?.value, { code: 90, bound: { type: 'ipv4', host: '1.2.3.4', port: 80 } });
 });
+
+test("SOCKS4: an IPv4 destination 0.0.0.x (x≠0) is refused with X04 before anything is sent (it is the SOCKS4a marker)", async () => {
+  let received = 0;
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => (received += d.length));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    for (const url of [`socks4://127.0.0.1:${port}`, `socks4a://me@127.0.0.1:${port}`]) {
+      await assert.rejects(
+        dialer(url).dial(endpoint('0.0.0.7', 80), { signal: signal() }),
+        (e: unknown) => e instanceof ProxyError && e.code === 'BAD_ADDRESS' && e.reply === 0x04 && /0\.0\.0\.x/.test(e.message),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(received, 0, 'no request reached the upstream');
+  } finally {
+    server.close();
+  }
+});

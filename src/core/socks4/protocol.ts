@@ -84,7 +84,8 @@ export function decodeSocks4Request(buf: Buffer): { value: Socks4Request; length
 
 /**
  * VN=4 CD DSTPORT DSTIP USERID NUL [HOST NUL]. An IPv4 destination is sent as is; a domain uses the
- * SOCKS4a form (DSTIP 0.0.0.x) with the name after the user id. IPv6 cannot be expressed: X'08'.
+ * SOCKS4a form (DSTIP 0.0.0.x) with the name after the user id. IPv6 cannot be expressed: X'08';
+ * neither can an IPv4 destination 0.0.0.x with x ≠ 0 (it would read as that marker): X'04'.
  */
 export function encodeSocks4Request(command: 'connect' | 'bind', destination: Endpoint, userId = ''): Buffer {
   if (destination.type === 'ipv6') {
@@ -96,7 +97,14 @@ export function encodeSocks4Request(command: 'connect' | 'bind', destination: En
   head[1] = command === 'connect' ? Socks4Command.CONNECT : Socks4Command.BIND;
   head.writeUInt16BE(destination.port, 2);
   if (destination.type === 'ipv4') {
-    Buffer.from(new Address4(destination.host).toArray()).copy(head, 4);
+    const ip = new Address4(destination.host).toArray();
+    // 0.0.0.x (x ≠ 0) on the wire means "a SOCKS4a name follows": the upstream would read our NUL-terminated
+    // user id as the start of a name. 0.0.0.0/8 is "this network" (RFC 6890), never a reachable destination,
+    // so refuse it as X'04' host unreachable (what a direct connect to it amounts to), not X'01' (nothing failed here).
+    if (ip[0] === 0 && ip[1] === 0 && ip[2] === 0 && ip[3] !== 0) {
+      throw new ProxyError('BAD_ADDRESS', `SOCKS4 cannot carry the destination ${formatEndpoint(destination)}: 0.0.0.x is the SOCKS4a "name follows" marker`, Reply.HOST_UNREACHABLE);
+    }
+    Buffer.from(ip).copy(head, 4);
     return Buffer.concat([head, user, Buffer.from([0])]);
   }
   const name = Buffer.from(destination.host, 'utf8');

@@ -12,12 +12,10 @@ import { connectTcp } from '../direct';
 import { describeError, ProxyError, Reply, replyForError } from '../errors';
 import { Logger, silentLogger } from '../log';
 import type { CommandName } from '../socks5/protocol';
+import { driverSupports, HopDriver, NO_ADDRESS } from './driver';
+import { hopDriver, udpDriverTitles } from './drivers';
 import { deadline } from './handshake';
-import { httpConnectHandshake } from './http-connect-client';
-import { readSocks4Reply, socks4Handshake } from './socks4-client';
-import { readSocks5Reply, socks5Handshake } from './socks5-client';
-import { Socks5UdpPath } from './udp-client';
-import { hopLabel, UpstreamHop } from './url';
+import { hopLabel, UpstreamHop } from './hop';
 import type { CancelSignal } from '../cancel';
 
 export interface ChainOptions {
@@ -25,17 +23,20 @@ export interface ChainOptions {
   logger?: Logger;
 }
 
-const NO_ADDRESS: Endpoint = { type: 'ipv4', host: '0.0.0.0', port: 0 };
+const commandText: Record<CommandName, string> = { connect: 'CONNECT', bind: 'BIND', 'udp-associate': 'UDP ASSOCIATE' };
 
 export class ChainDialer implements Dialer {
   readonly label: string;
   private readonly logger: Logger;
+  /** hops[i]'s driver, looked up once: the registry is asked, never a switch on the kind. */
+  private readonly drivers: readonly HopDriver[];
 
   constructor(
     readonly hops: readonly UpstreamHop[],
     private readonly options: ChainOptions,
   ) {
     if (hops.length === 0) throw new ProxyError('BAD_UPSTREAM_URL', 'a chain needs at least one upstream');
+    this.drivers = hops.map(hopDriver);
     this.label = hops.map(hopLabel).join(' → ');
     this.logger = options.logger ?? silentLogger;
   }
@@ -44,17 +45,19 @@ export class ChainDialer implements Dialer {
     return (await this.open(destination, 'connect', options.signal)).socket;
   }
 
-  /** BIND through the last hop (SOCKS5 or SOCKS4): its first reply is where the peer should connect, the second who did. */
+  /** BIND through the last hop (one whose driver reads a second reply): the first reply is where the peer should connect, the second who did. */
   async bind(destination: Endpoint, options: BindOptions): Promise<BindHandle> {
     const last = this.hops[this.hops.length - 1];
-    if (last.kind === 'http') throw new ProxyError('BAD_COMMAND', `BIND is not possible through an HTTP upstream (${hopLabel(last)})`, Reply.COMMAND_NOT_SUPPORTED);
+    const driver = this.drivers[this.drivers.length - 1];
+    const readSecondReply = driver.readSecondReply;
+    if (!readSecondReply) throw new ProxyError('BAD_COMMAND', `BIND is not possible through the ${driver.title} upstream ${hopLabel(last)}`, Reply.COMMAND_NOT_SUPPORTED);
     const { socket, bound } = await this.open(destination, 'bind', options.signal);
     const where = isUnspecified(bound) ? this.lastHopAddress(socket, bound.port) : bound;
     let settled = false;
     const wait = deadline(options.signal, options.timeoutMs, `BIND through ${this.label}: waiting for the peer`, 'BIND_TIMEOUT');
     const accepted = (async () => {
       try {
-        const peer = last.kind === 'socks5' ? await readSocks5Reply(socket, last, wait.signal, 'BIND (second reply)') : await readSocks4Reply(socket, last, wait.signal, 'BIND (second reply)');
+        const peer = await readSecondReply.call(driver, socket, last, wait.signal);
         return { socket, peer };
       } catch (err) {
         socket.destroy();
@@ -74,15 +77,17 @@ export class ChainDialer implements Dialer {
     };
   }
 
-  /** UDP ASSOCIATE through a single SOCKS5 upstream (datagrams cannot cross the TCP hops of a longer chain). */
+  /** UDP ASSOCIATE through a single upstream whose driver relays UDP (datagrams cannot cross the TCP hops of a longer chain). */
   async openUdp(receive: UdpReceiver, options: UdpOptions): Promise<UdpPath> {
     const hop = this.hops[0];
-    if (this.hops.length !== 1 || hop.kind !== 'socks5') {
-      throw new ProxyError('BAD_COMMAND', `UDP ASSOCIATE needs a single SOCKS5 upstream, not ${this.label}`, Reply.COMMAND_NOT_SUPPORTED);
+    const driver = this.drivers[0];
+    const openUdp = driver.openUdp;
+    if (this.hops.length !== 1 || !openUdp) {
+      throw new ProxyError('BAD_COMMAND', `UDP ASSOCIATE needs a single ${udpDriverTitles().join(' or ')} upstream, not ${this.label}`, Reply.COMMAND_NOT_SUPPORTED);
     }
     const { socket, bound } = await this.open(NO_ADDRESS, 'udp-associate', options.signal);
     try {
-      return await Socks5UdpPath.open(socket, bound, hop, receive, this.logger, options.onDrop);
+      return await openUdp.call(driver, socket, bound, hop, receive, this.logger, options.onDrop);
     } catch (err) {
       socket.destroy();
       throw new ProxyError('UPSTREAM_FAILED', `UDP through ${this.label}: ${describeError(err)}`, Reply.GENERAL_FAILURE, { cause: err });
@@ -108,7 +113,10 @@ export class ChainDialer implements Dialer {
         }
         const last = i === this.hops.length - 1;
         const next = last ? destination : endpoint(this.hops[i + 1].host, this.hops[i + 1].port);
-        bound = await handshake(socket, hop, last ? command : 'connect', next, dl.signal);
+        const driver = this.drivers[i];
+        const asked = last ? command : 'connect';
+        if (!driverSupports(driver, asked)) throw new ProxyError('BAD_COMMAND', `${driver.title} upstream ${hopLabel(hop)} cannot do ${commandText[asked]}`, Reply.COMMAND_NOT_SUPPORTED);
+        bound = await driver.handshake(socket, hop, asked, next, dl.signal);
       }
       return { socket, bound };
     } catch (caught) {
@@ -138,19 +146,6 @@ export class ChainDialer implements Dialer {
     if (isIP(last.host) !== 0) return endpoint(last.host, port);
     if (this.hops.length === 1) return endpoint(normalizeIp(socket.remoteAddress), port);
     return endpoint(last.host, port);
-  }
-}
-
-async function handshake(socket: Socket, hop: UpstreamHop, command: CommandName, destination: Endpoint, signal: CancelSignal): Promise<Endpoint> {
-  switch (hop.kind) {
-    case 'socks5':
-      return socks5Handshake(socket, hop, command, destination, signal);
-    case 'socks4':
-      if (command === 'udp-associate') throw new ProxyError('BAD_COMMAND', `SOCKS4 upstream ${hopLabel(hop)} has no UDP`, Reply.COMMAND_NOT_SUPPORTED);
-      return socks4Handshake(socket, hop, command, destination, signal);
-    case 'http':
-      if (command !== 'connect') throw new ProxyError('BAD_COMMAND', `HTTP upstream ${hopLabel(hop)} only does CONNECT`, Reply.COMMAND_NOT_SUPPORTED);
-      return httpConnectHandshake(socket, hop, destination, signal).then(() => NO_ADDRESS);
   }
 }
 

@@ -5,7 +5,7 @@ import { formatEndpoint } from '../address';
 import { ProxyError } from '../errors';
 import { decodeConnectResponse, encodeConnectRequest, replyForHttpStatus } from './codecs';
 import { readMessage } from './handshake';
-import { hopLabel, UpstreamHop } from './url';
+import { hopLabel, UpstreamHop } from './hop';
 import type { CancelSignal } from '../cancel';
 
 /** Opens a tunnel to `destination`; names are sent as they are (DNS happens at the proxy). */

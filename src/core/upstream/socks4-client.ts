@@ -5,7 +5,7 @@ import { formatEndpoint } from '../address';
 import { ProxyError, Reply } from '../errors';
 import { decodeSocks4Reply, encodeSocks4Request, Socks4Reply } from '../socks4/protocol';
 import { readMessage, resolveHere } from './handshake';
-import { hopLabel, UpstreamHop } from './url';
+import { hopLabel, UpstreamHop } from './hop';
 import type { CancelSignal } from '../cancel';
 
 /**

@@ -5,7 +5,7 @@ import { formatEndpoint } from '../address';
 import { ProxyError, Reply, ReplyCode, replyName } from '../errors';
 import { CommandName, decodeMethodSelection, decodeReply, decodeUserPassReply, encodeGreeting, encodeRequest, encodeUserPass, Method } from '../socks5/protocol';
 import { readMessage, resolveHere } from './handshake';
-import { hopLabel, UpstreamHop } from './url';
+import { hopLabel, UpstreamHop } from './hop';
 import type { CancelSignal } from '../cancel';
 
 const commandText: Record<CommandName, string> = { connect: 'CONNECT', bind: 'BIND', 'udp-associate': 'UDP ASSOCIATE' };

@@ -9,7 +9,7 @@ import type { Logger } from '../log';
 import { decodeUdpHeader, encodeUdpHeader } from '../socks5/protocol';
 import { undeliverable } from '../udp-destination';
 import { resolveHere } from './handshake';
-import { hopLabel, UpstreamHop } from './url';
+import { hopLabel, UpstreamHop } from './hop';
 
 const MAX_CACHE = 256;
 

@@ -9,50 +9,21 @@
  *   http://[user:pass@]host[:port]           HTTP CONNECT (Basic Proxy-Authorization); names sent to the upstream
  *   https://[user:pass@]host[:port][?insecure=1|?ca=/path/ca.pem]   HTTP CONNECT over TLS
  *
+ * Those are the built-in hop drivers (drivers.ts); each scheme's default port, DNS side, TLS and
+ * credential rules come from its driver, so a registered driver's scheme parses the same way.
  * Default ports: 1080 for SOCKS, 80 for http, 443 for https. Credentials may be percent-encoded.
  * Passwords never appear in errors or labels: use redactUrl / hopLabel.
  */
 import { isIP } from 'node:net';
-import { formatEndpoint } from '../address';
 import { ProxyError } from '../errors';
+import { driverFor, upstreamSchemes } from './drivers';
+import { hopLabel, TlsSettings, UpstreamHop } from './hop';
 
-export type UpstreamKind = 'socks5' | 'socks4' | 'http';
-export type UpstreamScheme = 'socks5' | 'socks5h' | 'socks4' | 'socks4a' | 'http' | 'https';
-
-export interface TlsSettings {
-  /** false with ?insecure=1: the upstream's certificate is not verified. */
-  rejectUnauthorized: boolean;
-  /** PEM file with the CA to trust (?ca=/path), in addition to the system store. */
-  caFile?: string;
-  /** SNI and certificate name (?servername=…); defaults to the host when it is a name. */
-  servername?: string;
-}
-
-/** One proxy to pass through. */
-export interface UpstreamHop {
-  readonly kind: UpstreamKind;
-  readonly scheme: UpstreamScheme;
-  /** Bare host: a name or an IP literal without brackets. */
-  readonly host: string;
-  readonly port: number;
-  readonly username?: string;
-  readonly password?: string;
-  /** True when destination names are sent to the upstream unresolved (socks5h, socks4a, http, https). */
-  readonly remoteDns: boolean;
-  /** Set for https:// upstreams. */
-  readonly tls?: TlsSettings;
-}
+// Re-exported: callers parse and label hops from one module.
+export { hopLabel };
+export type { TlsSettings, UpstreamHop };
 
 export type UpstreamSpec = { readonly kind: 'direct' } | UpstreamHop;
-
-const SCHEMES: Record<string, { kind: UpstreamKind; remoteDns: boolean; port: number }> = {
-  socks5: { kind: 'socks5', remoteDns: false, port: 1080 },
-  socks5h: { kind: 'socks5', remoteDns: true, port: 1080 },
-  socks4: { kind: 'socks4', remoteDns: false, port: 1080 },
-  socks4a: { kind: 'socks4', remoteDns: true, port: 1080 },
-  http: { kind: 'http', remoteDns: true, port: 80 },
-  https: { kind: 'http', remoteDns: true, port: 443 },
-};
 
 /** Replaces the password in anything that looks like a URL with credentials: `socks5://me:***@host:1080`. */
 export function redactUrl(text: string): string {
@@ -71,6 +42,13 @@ function decode(input: string, part: string, what: string): string {
   }
 }
 
+/** The schemes whose streams run over TLS, as "https://" (for messages). */
+function tlsSchemes(): string[] {
+  return upstreamSchemes()
+    .filter((s) => driverFor(s)?.schemes[s].tls === true)
+    .map((s) => `${s}://`);
+}
+
 /** Parses and validates an upstream URL; throws ProxyError('BAD_UPSTREAM_URL') with a message that never shows the password. */
 export function parseUpstreamUrl(input: string): UpstreamSpec {
   const text = input.trim();
@@ -79,8 +57,9 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
   const schemeMatch = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text);
   if (!schemeMatch) throw bad(input, 'expected scheme://host:port, e.g. socks5h://proxy.example:1080 (or "direct")');
   const scheme = schemeMatch[1].toLowerCase();
-  const info = SCHEMES[scheme];
-  if (!info) throw bad(input, `unsupported scheme "${scheme}" (use socks5, socks5h, socks4, socks4a, http, https or direct)`);
+  const driver = driverFor(scheme);
+  if (!driver) throw bad(input, `unsupported scheme "${scheme}" (use ${upstreamSchemes().join(', ')} or direct)`);
+  const info = driver.schemes[scheme];
   const authority = text.slice(schemeMatch[0].length).split(/[/?#]/)[0];
   const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
   const portText = /^(?:\[[^\]]*\]|[^:]*):(.*)$/.exec(hostPort)?.[1];
@@ -112,24 +91,12 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
   if (url.hash !== '') throw bad(input, 'unexpected #fragment');
   const username = url.username === '' ? undefined : decode(input, url.username, 'username');
   const password = url.password === '' ? undefined : decode(input, url.password, 'password');
-  switch (info.kind) {
-    case 'socks5':
-      if ((username === undefined) !== (password === undefined)) throw bad(input, 'SOCKS5 username/password authentication needs both a username and a password');
-      if (username !== undefined && Buffer.byteLength(username) > 255) throw bad(input, 'the username is longer than 255 bytes (RFC 1929)');
-      if (password !== undefined && Buffer.byteLength(password) > 255) throw bad(input, 'the password is longer than 255 bytes (RFC 1929)');
-      break;
-    case 'socks4':
-      if (password !== undefined) throw bad(input, 'SOCKS4 has no passwords; give only a user id (socks4://userid@host:port)');
-      if (username?.includes('\0')) throw bad(input, 'the user id must not contain NUL');
-      break;
-    case 'http':
-      if (username?.includes(':')) throw bad(input, 'the username must not contain ":" (HTTP Basic)');
-      break;
-  }
+  const why = driver.checkCredentials?.(username, password);
+  if (why !== undefined) throw bad(input, why);
   let tls: TlsSettings | undefined;
-  if (scheme === 'https') tls = { rejectUnauthorized: true };
+  if (info.tls === true) tls = { rejectUnauthorized: true };
   for (const [key, value] of url.searchParams) {
-    if (!tls) throw bad(input, `unknown option "${key}" (options are for https:// upstreams only)`);
+    if (!tls) throw bad(input, `unknown option "${key}" (options are for ${tlsSchemes().join(', ')} upstreams only)`);
     if (key === 'insecure') {
       if (!['', '1', 'true', '0', 'false'].includes(value)) throw bad(input, 'insecure must be 1/true or 0/false');
       tls.rejectUnauthorized = value === '0' || value === 'false';
@@ -140,12 +107,12 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
       if (value === '') throw bad(input, 'servername must not be empty');
       tls.servername = value;
     } else {
-      throw bad(input, `unknown option "${key}" (https:// accepts insecure, ca, servername)`);
+      throw bad(input, `unknown option "${key}" (${scheme}:// accepts insecure, ca, servername)`);
     }
   }
   return {
-    kind: info.kind,
-    scheme: scheme as UpstreamScheme,
+    kind: driver.name,
+    scheme,
     host,
     port,
     ...(username !== undefined ? { username } : {}),
@@ -153,12 +120,6 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
     remoteDns: info.remoteDns,
     ...(tls ? { tls } : {}),
   };
-}
-
-/** A label for logs and the UI: scheme, user (never the password), host and port. */
-export function hopLabel(hop: UpstreamHop): string {
-  const user = hop.username !== undefined ? `${encodeURIComponent(hop.username)}@` : '';
-  return `${hop.scheme}://${user}${formatEndpoint({ host: hop.host, port: hop.port })}`;
 }
 
 export function specLabel(spec: UpstreamSpec): string {
@@ -173,4 +134,15 @@ export function parseChain(urls: readonly string[]): UpstreamHop[] {
     if (spec.kind !== 'direct') hops.push(spec);
   }
   return hops;
+}
+
+/** Whether a URL's user comes with a password (its scheme's driver says; false for direct and unknown schemes). */
+export function urlTakesPassword(url: string): boolean {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url.trim())?.[1];
+  return scheme !== undefined && driverFor(scheme.toLowerCase())?.takesPassword === true;
+}
+
+/** Whether a hop's user comes with a password (the UI asks for one and keeps it in secret storage). */
+export function hopTakesPassword(hop: UpstreamHop): boolean {
+  return driverFor(hop.scheme)?.takesPassword === true;
 }

@@ -1,0 +1,43 @@
+/** One parsed upstream hop: plain data (no driver object), so it compares, logs and serialises as it is. */
+import { formatEndpoint } from '../address';
+
+export interface TlsSettings {
+  /** false with ?insecure=1: the upstream's certificate is not verified. */
+  rejectUnauthorized: boolean;
+  /** PEM file with the CA to trust (?ca=/path), in addition to the system store. */
+  caFile?: string;
+  /** SNI and certificate name (?servername=…); defaults to the host when it is a name. */
+  servername?: string;
+}
+
+/**
+ * The hop drivers' names, one key per driver. Each driver module adds its own key
+ * (`declare module '../hop' { interface HopKinds { socks5: true } }`), so UpstreamHop.kind is a union of
+ * literals that `spec.kind === 'direct'` narrows, and no closed list of kinds lives here.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging in each driver module
+export interface HopKinds {}
+export type HopKind = keyof HopKinds;
+
+/** One proxy to pass through. */
+export interface UpstreamHop {
+  /** The name of the driver that speaks to it (socks5, socks4, http or a registered driver's); never "direct". */
+  readonly kind: HopKind;
+  /** The URL scheme, lower case; the registry maps it to the driver. */
+  readonly scheme: string;
+  /** Bare host: a name or an IP literal without brackets. */
+  readonly host: string;
+  readonly port: number;
+  readonly username?: string;
+  readonly password?: string;
+  /** True when destination names are sent to the upstream unresolved (socks5h, socks4a, http, https). */
+  readonly remoteDns: boolean;
+  /** Set for schemes that run over TLS (https://). */
+  readonly tls?: TlsSettings;
+}
+
+/** A label for logs and the UI: scheme, user (never the password), host and port. */
+export function hopLabel(hop: UpstreamHop): string {
+  const user = hop.username !== undefined ? `${encodeURIComponent(hop.username)}@` : '';
+  return `${hop.scheme}://${user}${formatEndpoint({ host: hop.host, port: hop.port })}`;
+}
