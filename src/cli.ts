@@ -7,21 +7,25 @@ import { describeError } from './core/errors';
 import { readFileSync } from 'node:fs';
 import { buildRouter, cliRoutingConfig, RuleRouter } from './core/routing';
 import { redactUrl } from './core/upstream/url';
-import { defaultOptions } from './core/context';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULTS } from './core/defaults';
 import cluster from 'node:cluster';
+
+/** CLI-only defaults; the engine's come from core/defaults.ts. */
+const DEFAULT_LOG_LEVEL = 'info';
+const DEFAULT_WORKERS = 1;
 
 const USAGE = `Usage: socks-relay [options]
 
 Runs the SOCKS Relay proxy headless: SOCKS5, SOCKS4/4a and HTTP proxy clients on one port.
 
 Options:
-  --host ADDR            address to listen on (default 127.0.0.1; use :: for all IPv6+IPv4)
-  --port N               port to listen on (default 1080; 0 picks a free one)
+  --host ADDR            address to listen on (default ${DEFAULTS.host}; use :: for all IPv6+IPv4)
+  --port N               port to listen on (default ${DEFAULTS.port}; 0 picks a free one)
   --user NAME            require username/password authentication with this user
   --pass SECRET          the password (or set SOCKS_RELAY_PASS so it stays out of the process list)
-  --max-sessions N       concurrent session limit (default 4096)
-  --idle-timeout SEC     close sessions idle this long (default 600)
-  --log-level LEVEL      debug | info | warn | error (default info)
+  --max-sessions N       concurrent session limit (default ${DEFAULTS.maxSessions})
+  --idle-timeout SEC     close sessions idle this long (default ${DEFAULT_IDLE_TIMEOUT_SECONDS})
+  --log-level LEVEL      debug | info | warn | error (default ${DEFAULT_LOG_LEVEL})
   --no-socks4            refuse SOCKS4/4a clients (they cannot send a password)
   --no-http              refuse HTTP proxy clients (CONNECT and absolute-URI requests)
   --upstream URL         send traffic through this upstream (socks5://, socks5h://, socks4://, socks4a://,
@@ -29,7 +33,7 @@ Options:
   --rules FILE           routing rules and named upstreams as JSON (see README "Upstreams and routing rules");
                          re-read on SIGHUP
   --workers N            serve from N processes (node:cluster, the kernel spreads connections; each process
-                         has its own session limit and log of sessions) (default 1)
+                         has its own session limit and log of sessions) (default ${DEFAULT_WORKERS})
   -h, --help             show this help
 `;
 
@@ -85,12 +89,12 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  const workers = intOption(values.workers, 'workers', 1, 1, 64);
+  const workers = intOption(values.workers, 'workers', DEFAULT_WORKERS, 1, 64);
   if (workers > 1 && cluster.isPrimary) {
     runWorkers(workers);
     return;
   }
-  const level = (values['log-level'] ?? 'info') as Level;
+  const level = (values['log-level'] ?? DEFAULT_LOG_LEVEL) as Level;
   if (!levels.includes(level)) fail(`--log-level must be one of ${levels.join(', ')}`);
   const password = values.pass ?? process.env.SOCKS_RELAY_PASS;
   if ((values.user === undefined) !== (password === undefined)) fail('--user and --pass go together');
@@ -105,7 +109,7 @@ async function main(): Promise<void> {
         throw new Error(`--rules ${rulesFile}: ${redactUrl(describeError(err))}`, { cause: err });
       }
     }
-    return buildRouter(cliRoutingConfig(values.upstream ?? [], fileConfig), { connectTimeoutMs: defaultOptions.connectTimeoutMs, logger });
+    return buildRouter(cliRoutingConfig(values.upstream ?? [], fileConfig), { connectTimeoutMs: DEFAULTS.connectTimeoutMs, logger });
   };
   // Without --upstream/--rules the server keeps its built-in direct router (route "direct").
   let router: RuleRouter | undefined;
@@ -116,11 +120,11 @@ async function main(): Promise<void> {
   }
   const server = new ProxyServer(
     {
-      host: values.host ?? '127.0.0.1',
-      port: intOption(values.port, 'port', 1080, 0, 65535),
+      host: values.host ?? DEFAULTS.host,
+      port: intOption(values.port, 'port', DEFAULTS.port, 0, 65535),
       users: values.user !== undefined && password !== undefined ? [{ username: values.user, password }] : [],
-      maxSessions: intOption(values['max-sessions'], 'max-sessions', 4096, 1),
-      idleTimeoutMs: intOption(values['idle-timeout'], 'idle-timeout', 600, 0) * 1000,
+      maxSessions: intOption(values['max-sessions'], 'max-sessions', DEFAULTS.maxSessions, 1),
+      idleTimeoutMs: intOption(values['idle-timeout'], 'idle-timeout', DEFAULT_IDLE_TIMEOUT_SECONDS, 0) * 1000,
       socks4: !values['no-socks4'],
       http: !values['no-http'],
     },
@@ -149,7 +153,7 @@ async function main(): Promise<void> {
     address = await server.listen();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    fail(code === 'EADDRINUSE' ? `port ${values.port ?? 1080} is already in use; pick another with --port (0 picks a free one)` : describeError(err));
+    fail(code === 'EADDRINUSE' ? `port ${values.port ?? DEFAULTS.port} is already in use; pick another with --port (0 picks a free one)` : describeError(err));
   }
   const where = formatEndpoint({ host: address.address, port: address.port });
   // With --workers every process listens on the same port; one line is enough.

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { UserCredentials } from './auth';
 import type { Router } from './dialer';
 import type { Logger } from './log';
+import { DEFAULTS } from './defaults';
 import type { Session, SessionProtocol } from './registry';
 
 /** Everything configurable about the listener. Times are in milliseconds; 0 disables a timeout. */
@@ -25,21 +26,7 @@ export interface ProxyOptions {
   maxUdpAssociations: number;
 }
 
-export const defaultOptions: ProxyOptions = {
-  host: '127.0.0.1',
-  port: 1080,
-  users: [],
-  allowNoAuth: false,
-  socks4: true,
-  http: true,
-  handshakeTimeoutMs: 10_000,
-  connectTimeoutMs: 10_000,
-  idleTimeoutMs: 10 * 60_000,
-  bindTimeoutMs: 60_000,
-  udpIdleTimeoutMs: 2 * 60_000,
-  maxSessions: 4096,
-  maxUdpAssociations: 256,
-};
+export const defaultOptions: ProxyOptions = { ...DEFAULTS, users: [] };
 
 /** What a protocol handler needs from the server for one connection. */
 export interface ConnectionContext {

@@ -2,7 +2,8 @@
 import { redactUrl } from '../core/upstream/url';
 import type { ExtensionSettings, UpstreamSetting } from './settings';
 import type { ProxyState } from './status';
-import type { ViewNode } from './sessions-model';
+import { SECTION } from './setting-keys';
+import type { InfoNode, RuleNode, UpstreamNode, ViewNode } from './view-node';
 import { describeValue, IgnoredSetting, IgnoreReason } from './workspace-policy';
 
 export interface ConfigModelInput {
@@ -36,11 +37,12 @@ const reasonText: Record<IgnoreReason, string> = {
  * The row that says a folder's values were not used, and why. Clicking it opens what fixes it: the
  * Workspace Trust editor in Restricted Mode, the confirmation again for values waiting for an answer.
  */
-export function folderSettingsNode(ignored: readonly IgnoredSetting[]): ViewNode | undefined {
+export function folderSettingsNode(ignored: readonly IgnoredSetting[]): InfoNode | undefined {
   if (ignored.length === 0) return undefined;
   const untrusted = ignored.some((i) => i.reason === 'untrusted');
   const keys = ignored.map((i) => i.key).join(', ');
   return {
+    kind: 'info',
     id: 'folderSettings',
     label: untrusted ? 'Folder settings ignored' : 'Folder settings not applied',
     // The count, not the keys: the row stays readable in a narrow sidebar; the keys are its children.
@@ -54,10 +56,11 @@ export function folderSettingsNode(ignored: readonly IgnoredSetting[]): ViewNode
     command: untrusted ? 'socksRelay.manageTrust' : 'socksRelay.reviewFolderSettings',
     expanded: false,
     children: ignored.map((i) => ({
+      kind: 'info',
       id: `folderSettings:${i.key}`,
       label: i.key,
       description: `${describeValue(i.key, i.value)} · ${reasonText[i.reason]}`,
-      tooltip: `The folder sets socksRelay.${i.key} to ${describeValue(i.key, i.value)}; not used: ${reasonText[i.reason]}`,
+      tooltip: `The folder sets ${SECTION}.${i.key} to ${describeValue(i.key, i.value)}; not used: ${reasonText[i.reason]}`,
       icon: 'circle-slash',
       contextValue: 'folderSettings.field',
     })),
@@ -71,7 +74,8 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
   const protocols = ['SOCKS5', s.socks4 ? 'SOCKS4/4a' : undefined, s.http ? 'HTTP' : undefined].filter(Boolean).join(', ');
   const stateText = state === 'error' ? `error: ${input.error ?? 'unknown'}` : state;
 
-  const listener: ViewNode = {
+  const listener: InfoNode = {
+    kind: 'info',
     id: 'listener',
     label: 'Listener',
     description: `${address} · ${state === 'error' ? 'error' : state}`,
@@ -81,21 +85,24 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
     contextValue: running ? 'listener.running' : 'listener.stopped',
     expanded: true,
     children: [
-      { id: 'listener.address', label: 'Address', description: address, icon: 'plug', contextValue: 'listener.field' },
+      { kind: 'info', id: 'listener.address', label: 'Address', description: address, icon: 'plug', contextValue: 'listener.field' },
       {
+        kind: 'info',
         id: 'listener.auth',
         label: 'Authentication',
         description: s.auth === 'password' ? `password (user ${s.username})` : authText[s.auth],
         icon: s.auth === 'none' ? 'unlock' : 'lock',
         contextValue: 'listener.field',
       },
-      { id: 'listener.protocols', label: 'Protocols', description: protocols, icon: 'symbol-interface', contextValue: 'listener.field' },
-      { id: 'listener.state', label: 'State', description: stateText, icon: running ? 'pass' : state === 'error' ? 'error' : 'debug-pause', contextValue: 'listener.field' },
+      { kind: 'info', id: 'listener.protocols', label: 'Protocols', description: protocols, icon: 'symbol-interface', contextValue: 'listener.field' },
+      { kind: 'info', id: 'listener.state', label: 'State', description: stateText, icon: running ? 'pass' : state === 'error' ? 'error' : 'debug-pause', contextValue: 'listener.field' },
     ],
   };
 
   const active = s.activeUpstream;
-  const direct: ViewNode = {
+  const direct: UpstreamNode = {
+    kind: 'upstream',
+    upstream: '',
     id: 'upstream:',
     label: 'Direct',
     description: 'no upstream',
@@ -104,9 +111,11 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
     iconColor: active === '' ? 'charts.green' : undefined,
     contextValue: active === '' ? 'upstream.direct.active' : 'upstream.direct',
   };
-  const upstreamNodes: ViewNode[] = s.upstreams.map((u) => {
+  const upstreamNodes = s.upstreams.map((u): UpstreamNode => {
     const isActive = u.name === active;
     return {
+      kind: 'upstream',
+      upstream: u.name,
       id: `upstream:${u.name}`,
       label: u.name,
       description: upstreamUrlText(u) + (isActive ? ' · active' : ''),
@@ -117,7 +126,8 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
     };
   });
   const missing = active !== '' && !s.upstreams.some((u) => u.name === active);
-  const upstreams: ViewNode = {
+  const upstreams: InfoNode = {
+    kind: 'info',
     id: 'upstreams',
     label: 'Upstreams',
     description: missing ? `active "${active}" is not defined` : `default route: ${describeRoute(s)}`,
@@ -128,9 +138,11 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
     children: [direct, ...upstreamNodes],
   };
 
-  const ruleNodes: ViewNode[] = s.rules.map((r, i) => {
+  const ruleNodes = s.rules.map((r, i): RuleNode => {
     const pos = [i === 0 ? 'first' : '', i === s.rules.length - 1 ? 'last' : ''].filter(Boolean).join(',');
     return {
+      kind: 'rule',
+      index: i,
       id: `rule:${i}:${r.match}`,
       label: r.match,
       description: `→ ${r.action}`,
@@ -139,7 +151,8 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
       contextValue: `rule[${pos}]`,
     };
   });
-  const rules: ViewNode = {
+  const rules: InfoNode = {
+    kind: 'info',
     id: 'rules',
     label: 'Rules',
     description: s.rules.length === 0 ? 'none' : `${s.rules.length}, first match wins`,

@@ -3,26 +3,7 @@ import { formatBytes, formatDuration } from '../core/format';
 import type { SessionInfo } from '../core/registry';
 import { replyName } from '../core/errors';
 import type { SessionGrouping } from './settings';
-
-export interface ViewNode {
-  id: string;
-  label: string;
-  description?: string;
-  tooltip?: string;
-  /** A codicon id, e.g. 'arrow-swap'. */
-  icon: string;
-  /** A theme colour id for the icon, e.g. 'charts.green'. */
-  iconColor?: string;
-  contextValue: string;
-  children?: ViewNode[];
-  /** Set on session nodes. */
-  sessionId?: number;
-  destination?: string;
-  /** Expanded by default (groups). */
-  expanded?: boolean;
-  /** Command run when the row is clicked. */
-  command?: string;
-}
+import type { InfoNode, SessionNode, ViewNode } from './view-node';
 
 const commandLabel: Record<string, string> = { connect: 'CONNECT', bind: 'BIND', 'udp-associate': 'UDP', http: 'HTTP' };
 
@@ -47,7 +28,7 @@ function outcomeText(s: SessionInfo): string {
   return s.outcome ?? (s.reply !== undefined ? replyName(s.reply) : 'closed');
 }
 
-export function sessionNode(s: SessionInfo, now: number): ViewNode {
+export function sessionNode(s: SessionInfo, now: number): SessionNode {
   const live = s.state !== 'closed';
   const cmd = s.command === 'http' ? '' : s.command ? (commandLabel[s.command] ?? s.command) : '';
   const proto = `${s.protocol.toUpperCase()} ${cmd}`.trim();
@@ -67,6 +48,7 @@ export function sessionNode(s: SessionInfo, now: number): ViewNode {
     `Started: ${new Date(s.startedAt).toLocaleTimeString()} (${age}${live ? ' ago' : ''})`,
   ].join('\n');
   return {
+    kind: 'session',
     id: `session-${s.id}`,
     label: s.destination ?? `#${s.id} ${s.client}`,
     description,
@@ -103,7 +85,8 @@ export function sessionTree(live: readonly SessionInfo[], closed: readonly Sessi
     }
     return [...groups.entries()]
       .sort((a, b) => b[1].live.length - a[1].live.length || a[0].localeCompare(b[0]))
-      .map(([host, g]) => ({
+      .map(([host, g]): InfoNode => ({
+        kind: 'info',
         id: `host-${host}`,
         label: host,
         description: `${g.live.length} active${g.closed.length ? `, ${g.closed.length} closed` : ''}`,
@@ -113,9 +96,10 @@ export function sessionTree(live: readonly SessionInfo[], closed: readonly Sessi
         children: [...g.live, ...g.closed].map((s) => sessionNode(s, options.now)),
       }));
   }
-  const nodes = l.map((s) => sessionNode(s, options.now));
+  const nodes: ViewNode[] = l.map((s) => sessionNode(s, options.now));
   if (c.length > 0) {
     nodes.push({
+      kind: 'info',
       id: 'closed',
       label: 'Recently closed',
       description: String(c.length),

@@ -2,8 +2,10 @@
  * The extension's settings as a typed value. Pure (no `vscode`): the UI layer reads raw values from
  * the configuration and passes them here, so validation and defaults are testable in plain Node.
  */
-export type AuthMode = 'none' | 'generated' | 'password';
-export type SessionGrouping = 'none' | 'host';
+import { AUTH_MODES, MAX_IDLE_TIMEOUT_SECONDS, SESSION_GROUPINGS, SettingKey, SETTINGS, TERMINAL_VARIABLES } from './setting-keys';
+
+export type AuthMode = (typeof AUTH_MODES)[number];
+export type SessionGrouping = (typeof SESSION_GROUPINGS)[number];
 
 export interface UpstreamSetting {
   name: string;
@@ -41,31 +43,30 @@ export interface ExtensionSettings {
   upstreamTestTarget: string;
 }
 
-export const TERMINAL_VARIABLES = ['ALL_PROXY', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'] as const;
-
+/** The settings' defaults, from the one table (setting-keys.ts). */
 export const defaultSettings: ExtensionSettings = {
-  host: '127.0.0.1',
-  port: 1080,
-  auth: 'none',
-  username: 'relay',
-  autoStart: false,
+  host: SETTINGS['listen.host'].default,
+  port: SETTINGS['listen.port'].default,
+  auth: SETTINGS['auth.mode'].default,
+  username: SETTINGS['auth.username'].default,
+  autoStart: SETTINGS.autoStart.default,
   upstreams: [],
-  activeUpstream: '',
+  activeUpstream: SETTINGS.activeUpstream.default,
   rules: [],
-  terminalEnabled: true,
-  terminalVariables: [...TERMINAL_VARIABLES],
-  noProxy: 'localhost,127.0.0.1,::1',
-  socks4: true,
-  http: true,
-  maxSessions: 4096,
-  idleTimeoutSeconds: 600,
-  keepClosedSessions: 50,
-  sessionGrouping: 'none',
-  upstreamTestTarget: 'example.com:443',
+  terminalEnabled: SETTINGS['terminal.enabled'].default,
+  terminalVariables: [...SETTINGS['terminal.variables'].default],
+  noProxy: SETTINGS['terminal.noProxy'].default,
+  socks4: SETTINGS['socks4.enabled'].default,
+  http: SETTINGS['http.enabled'].default,
+  maxSessions: SETTINGS['limits.maxSessions'].default,
+  idleTimeoutSeconds: SETTINGS['limits.idleTimeoutSeconds'].default,
+  keepClosedSessions: SETTINGS['sessions.keepClosed'].default,
+  sessionGrouping: SETTINGS['sessions.groupBy'].default,
+  upstreamTestTarget: SETTINGS.upstreamTestTarget.default,
 };
 
 /** Reads one raw setting: `get(key)` returns whatever the configuration holds (possibly garbage). */
-export type RawGetter = (key: string) => unknown;
+export type RawGetter = (key: SettingKey) => unknown;
 
 function str(v: unknown, d: string): string {
   return typeof v === 'string' ? v : d;
@@ -106,8 +107,8 @@ export function readSettings(get: RawGetter): ExtensionSettings {
   const vars = get('terminal.variables');
   return {
     host: str(get('listen.host'), d.host).trim() || d.host,
-    port: int(get('listen.port'), d.port, 0, 65535),
-    auth: oneOf(get('auth.mode'), ['none', 'generated', 'password'] as const, d.auth),
+    port: int(get('listen.port'), d.port, SETTINGS['listen.port'].minimum, SETTINGS['listen.port'].maximum),
+    auth: oneOf(get('auth.mode'), AUTH_MODES, d.auth),
     username: str(get('auth.username'), d.username).trim() || d.username,
     autoStart: bool(get('autoStart'), d.autoStart),
     upstreams: upstreams(get('upstreams')),
@@ -118,10 +119,10 @@ export function readSettings(get: RawGetter): ExtensionSettings {
     noProxy: str(get('terminal.noProxy'), d.noProxy),
     socks4: bool(get('socks4.enabled'), d.socks4),
     http: bool(get('http.enabled'), d.http),
-    maxSessions: int(get('limits.maxSessions'), d.maxSessions, 1, 100_000),
-    idleTimeoutSeconds: int(get('limits.idleTimeoutSeconds'), d.idleTimeoutSeconds, 0, 7 * 24 * 3600),
-    keepClosedSessions: int(get('sessions.keepClosed'), d.keepClosedSessions, 0, 1000),
-    sessionGrouping: oneOf(get('sessions.groupBy'), ['none', 'host'] as const, d.sessionGrouping),
+    maxSessions: int(get('limits.maxSessions'), d.maxSessions, SETTINGS['limits.maxSessions'].minimum, SETTINGS['limits.maxSessions'].maximum),
+    idleTimeoutSeconds: int(get('limits.idleTimeoutSeconds'), d.idleTimeoutSeconds, SETTINGS['limits.idleTimeoutSeconds'].minimum, MAX_IDLE_TIMEOUT_SECONDS),
+    keepClosedSessions: int(get('sessions.keepClosed'), d.keepClosedSessions, SETTINGS['sessions.keepClosed'].minimum, SETTINGS['sessions.keepClosed'].maximum),
+    sessionGrouping: oneOf(get('sessions.groupBy'), SESSION_GROUPINGS, d.sessionGrouping),
     upstreamTestTarget: str(get('upstreamTestTarget'), d.upstreamTestTarget).trim() || d.upstreamTestTarget,
   };
 }

@@ -3,7 +3,7 @@
  *
  * A folder's `.vscode/settings.json` (or a `.code-workspace` file) comes with the code you clone, so it
  * must not be able to expose the proxy to the network or route your traffic through a host it names:
- * - in an untrusted folder (Restricted Mode) the keys in RESTRICTED_KEYS take only user and default values;
+ * - in an untrusted folder (Restricted Mode) the restricted keys (setting-keys.ts) take only user and default values;
  * - in a trusted folder they may come from the folder (per-project routing), except a value that widens
  *   who can reach the proxy (a non-loopback listen address, authentication turned off), which needs the
  *   user's OK once per folder and value; until then the user's value is used.
@@ -13,25 +13,7 @@
 import { BlockList, isIP } from 'node:net';
 import { redactUrl } from '../core/upstream/url';
 import { ExtensionSettings, readSettings } from './settings';
-
-/** Keys (relative to `socksRelay.`) a folder may not set while untrusted. Mirrored in package.json. */
-export const RESTRICTED_KEYS = [
-  'autoStart',
-  'listen.host',
-  'listen.port',
-  'auth.mode',
-  'auth.username',
-  'upstreams',
-  'activeUpstream',
-  'rules',
-  'terminal.enabled',
-  'terminal.variables',
-  'terminal.noProxy',
-  'socks4.enabled',
-  'http.enabled',
-  'upstreamTestTarget',
-] as const;
-export type RestrictedKey = (typeof RESTRICTED_KEYS)[number];
+import { RESTRICTED_KEYS, RestrictedKey, SettingKey } from './setting-keys';
 
 const restricted: ReadonlySet<string> = new Set(RESTRICTED_KEYS);
 export function isRestrictedKey(key: string): key is RestrictedKey {
@@ -45,7 +27,7 @@ export interface InspectedSetting {
   workspaceValue?: unknown;
   workspaceFolderValue?: unknown;
 }
-export type SettingInspector = (key: string) => InspectedSetting | undefined;
+export type SettingInspector = (key: SettingKey) => InspectedSetting | undefined;
 
 export type ConsentDecision = 'allow' | 'deny';
 /** The user's answers for this folder, by consentKey(). */
@@ -113,14 +95,14 @@ const userValue = (i: InspectedSetting | undefined): unknown => (i?.globalValue 
 export function effectiveSettings(input: PolicyInput): EffectiveSettings {
   const { inspect, trusted, consent } = input;
   const ignored = new Map<string, IgnoredSetting>();
-  const overridden = new Map<string, unknown>(); // key → the user value used instead of the folder's
-  const raw = (key: string): unknown => {
+  const overridden = new Map<SettingKey, unknown>(); // key → the user value used instead of the folder's
+  const raw = (key: SettingKey): unknown => {
     if (overridden.has(key)) return overridden.get(key);
     const i = inspect(key);
     const f = folderValue(i);
     return f !== undefined ? f : userValue(i);
   };
-  const userRaw = (key: string): unknown => userValue(inspect(key));
+  const userRaw = (key: SettingKey): unknown => userValue(inspect(key));
 
   if (!trusted) {
     for (const key of RESTRICTED_KEYS) {

@@ -5,9 +5,11 @@ import { hopTakesPassword, parseUpstreamUrl, redactUrl, UpstreamSpec, urlTakesPa
 import { hopUrls, withPassword } from '../ui/routing-config';
 import { upstreamUrlText } from '../ui/config-model';
 import { proxyUrl } from '../ui/env';
-import type { ViewNode } from '../ui/sessions-model';
+import { SECTION, SettingKey, settingId } from '../ui/setting-keys';
 import type { RuleSetting, UpstreamSetting } from '../ui/settings';
-import { ProxyController, SECTION } from './controller';
+import { isNode } from '../ui/view-node';
+import { updateSetting } from './configuration';
+import type { ProxyController } from './controller';
 import { ask } from './input';
 import { checkUpstream } from './routing';
 import type { SessionsView } from './views';
@@ -15,18 +17,16 @@ import { proxiedTerminalEnv } from './terminal-env';
 
 type Command = (...args: unknown[]) => unknown;
 
-/** The node a tree action was invoked on, or a name passed by another command. */
-function nameFrom(arg: unknown, prefix: string): string | undefined {
+/** The upstream row a tree action was invoked on ('' for Direct), or a name passed by another command. */
+function upstreamName(arg: unknown): string | undefined {
   if (typeof arg === 'string') return arg;
-  const node = arg as ViewNode | undefined;
-  return node?.id?.startsWith(prefix) ? node.id.slice(prefix.length) : undefined;
+  return isNode(arg, 'upstream') ? arg.upstream : undefined;
 }
 
+/** The rule row a tree action was invoked on, or an index passed by another command. */
 function ruleIndex(arg: unknown): number | undefined {
   if (typeof arg === 'number') return arg;
-  const id = (arg as ViewNode | undefined)?.id;
-  const m = id ? /^rule:(\d+):/.exec(id) : null;
-  return m ? Number(m[1]) : undefined;
+  return isNode(arg, 'rule') ? arg.index : undefined;
 }
 
 /** Splits "url1, url2" or "url1 -> url2" into hops. */
@@ -90,11 +90,11 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
   const s = (): typeof controller.settings => controller.settings;
 
   /** Writes a setting where it is in effect now (see SettingsSource.target). */
-  async function writeSetting(key: string, value: unknown): Promise<void> {
+  async function writeSetting(key: SettingKey, value: unknown): Promise<void> {
     const target = controller.source.target(key);
     // Choosing a value for the folder from our own UI is the user's OK for it: no second question.
     if (target !== vscode.ConfigurationTarget.Global) await controller.source.allowFolderValue(key, value);
-    await vscode.workspace.getConfiguration(SECTION).update(key, value, target);
+    await updateSetting(key, value, target);
   }
 
   async function upstreamFlow(existing?: UpstreamSetting): Promise<void> {
@@ -179,7 +179,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     const actions = upstream ? (result.authFailed ? ['Edit Credentials'] : ['Edit Upstream']) : [];
     const pick = await vscode.window.showErrorMessage(`SOCKS Relay: ${label} could not reach ${target}: ${result.error}`, ...actions, 'Change Test Target');
     if ((pick === 'Edit Credentials' || pick === 'Edit Upstream') && upstream) await upstreamFlow(upstream);
-    else if (pick === 'Change Test Target') void vscode.commands.executeCommand('workbench.action.openSettings', `${SECTION}.upstreamTestTarget`);
+    else if (pick === 'Change Test Target') void vscode.commands.executeCommand('workbench.action.openSettings', settingId('upstreamTestTarget'));
   }
 
   async function ruleFlow(index?: number): Promise<void> {
@@ -344,14 +344,14 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     'socksRelay.groupSessionsByHost': () => writeSetting('sessions.groupBy', 'host'),
     'socksRelay.ungroupSessions': () => writeSetting('sessions.groupBy', 'none'),
     // Tree-only commands (hidden from the palette).
-    'socksRelay.upstream.use': (arg) => writeSetting('activeUpstream', nameFrom(arg, 'upstream:') ?? ''),
-    'socksRelay.upstream.test': (arg) => testUpstream(nameFrom(arg, 'upstream:')),
+    'socksRelay.upstream.use': (arg) => writeSetting('activeUpstream', upstreamName(arg) ?? ''),
+    'socksRelay.upstream.test': (arg) => testUpstream(upstreamName(arg)),
     'socksRelay.upstream.edit': async (arg) => {
-      const u = s().upstreams.find((x) => x.name === nameFrom(arg, 'upstream:'));
+      const u = s().upstreams.find((x) => x.name === upstreamName(arg));
       if (u) await upstreamFlow(u);
     },
     'socksRelay.upstream.remove': async (arg) => {
-      const name = nameFrom(arg, 'upstream:');
+      const name = upstreamName(arg);
       const u = s().upstreams.find((x) => x.name === name);
       if (!u) return;
       const users = s().rules.filter((r) => r.action === u.name).length;
@@ -375,11 +375,10 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
       await writeSetting('rules', s().rules.filter((_, j) => j !== i));
     },
     'socksRelay.session.close': (arg) => {
-      const id = (arg as ViewNode | undefined)?.sessionId;
-      if (id !== undefined) controller.terminate(id);
+      if (isNode(arg, 'session')) controller.terminate(arg.sessionId);
     },
     'socksRelay.session.copyDestination': async (arg) => {
-      const d = (arg as ViewNode | undefined)?.destination;
+      const d = isNode(arg, 'session') ? arg.destination : undefined;
       if (d) await vscode.env.clipboard.writeText(d);
     },
   };

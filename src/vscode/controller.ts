@@ -9,21 +9,22 @@ import { ProxyServer } from '../core/server';
 import type { UserCredentials } from '../core/auth';
 import type { ListenerInfo } from '../ui/env';
 import { describeRoute } from '../ui/config-model';
+import { SECTION } from '../ui/setting-keys';
 import { ExtensionSettings, listenerChanged } from '../ui/settings';
 import { isUpstreamAuthFailure, ProxyState } from '../ui/status';
+import { updateSetting } from './configuration';
+import { Disposables } from './disposable';
 import { channelLogger } from './log';
 import { buildRouter } from './routing';
 import { Secrets } from './secrets';
 import { SettingsSource } from './settings-source';
-
-export const SECTION = 'socksRelay';
 
 /**
  * Owns the engine for the window: starts and stops the ProxyServer, feeds it settings and secrets,
  * and tells the views when anything changes. One registry lives as long as the extension so the
  * recently-closed list survives restarts.
  */
-export class ProxyController implements vscode.Disposable {
+export class ProxyController extends Disposables {
   readonly registry: SessionRegistry;
   private server: ProxyServer | undefined;
   private stateValue: ProxyState = 'stopped';
@@ -35,9 +36,8 @@ export class ProxyController implements vscode.Disposable {
   /** The settings the running server was started with. */
   private serverSettings: ExtensionSettings | undefined;
   private runCredentials: UserCredentials | undefined;
-  private readonly changed = new vscode.EventEmitter<void>();
+  private readonly changed = this.register(new vscode.EventEmitter<void>());
   readonly onDidChange = this.changed.event;
-  private readonly disposables: vscode.Disposable[] = [];
   private readonly warnedAuth = new Set<string>();
 
   constructor(
@@ -45,21 +45,20 @@ export class ProxyController implements vscode.Disposable {
     readonly secrets: Secrets,
     workspaceState: vscode.Memento,
   ) {
-    this.source = new SettingsSource(SECTION, log, workspaceState);
+    super();
+    this.source = this.register(new SettingsSource(log, workspaceState));
     this.registry = new SessionRegistry(this.settings.keepClosedSessions);
     this.registry.on('close', (s) => {
       this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
       if (isUpstreamAuthFailure(s.outcome) && s.route && s.outcome) this.offerCredentialFix(s.route, s.outcome);
     });
-    this.disposables.push(
-      this.changed,
-      this.source,
+    this.register(
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration(SECTION)) void this.settingsChanged();
       }),
-      // Trust granted, or the folder's settings file edited.
-      this.source.onDidChange(() => void this.settingsChanged()),
     );
+    // Trust granted, or the folder's settings file edited.
+    this.register(this.source.onDidChange(() => void this.settingsChanged()));
   }
 
   get state(): ProxyState {
@@ -178,9 +177,9 @@ export class ProxyController implements vscode.Disposable {
     return this.registry.terminate(id);
   }
 
-  dispose(): void {
+  override dispose(): void {
     void this.stop();
-    for (const d of this.disposables) d.dispose();
+    super.dispose();
   }
 
   private setState(state: ProxyState, error?: string): void {
@@ -233,7 +232,7 @@ export class ProxyController implements vscode.Disposable {
       const pick = await vscode.window.showErrorMessage(`SOCKS Relay: port ${s.port} on ${s.host} is already in use by another program.`, 'Use a Free Port', 'Edit Listener', 'Show Log');
       if (pick === 'Use a Free Port') {
         const port = await freePort(s.host);
-        await vscode.workspace.getConfiguration(SECTION).update('listen.port', port, this.source.target('listen.port'));
+        await updateSetting('listen.port', port, this.source.target('listen.port'));
         // The configuration listener restarts only a running proxy; this one is stopped.
         this.source.refresh();
         await this.start();

@@ -2,9 +2,9 @@ import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { ProxyController } from './controller';
 import { Secrets } from './secrets';
-import { createStatusBar } from './status-bar';
+import { StatusBar } from './status-bar';
 import { createTerminalRouting } from './terminal-env';
-import { createConfigView, SessionsView } from './views';
+import { ConfigView, SessionsView } from './views';
 
 let controller: ProxyController | undefined;
 
@@ -16,8 +16,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     log,
     controller,
     sessions,
-    createConfigView(controller),
-    createStatusBar(controller),
+    new ConfigView(controller),
+    new StatusBar(controller),
     createTerminalRouting(context, controller),
   );
   registerCommands(context, controller, sessions, log);

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { parseJsonc, sectionValues } from '../ui/jsonc';
-import { RESTRICTED_KEYS } from '../ui/workspace-policy';
+import { RESTRICTED_KEYS, SECTION } from '../ui/setting-keys';
+import { Disposables } from './disposable';
 
 /**
  * What the open folder's settings file says for the restricted keys, read from the file itself.
@@ -8,25 +9,23 @@ import { RESTRICTED_KEYS } from '../ui/workspace-policy';
  * so without this the extension could not tell the user that the folder's values were ignored. Read
  * only while untrusted (once trusted, `inspect()` shows them), never used to configure anything.
  */
-export class FolderSettingsFiles implements vscode.Disposable {
+export class FolderSettingsFiles extends Disposables {
   private valuesNow: ReadonlyMap<string, unknown> = new Map();
   private watchers: vscode.Disposable[] = [];
-  private readonly changed = new vscode.EventEmitter<void>();
+  private readonly changed = this.register(new vscode.EventEmitter<void>());
   readonly onDidChange = this.changed.event;
-  private readonly disposables: vscode.Disposable[];
   private generation = 0;
 
-  constructor(
-    private readonly section: string,
-    private readonly log: vscode.LogOutputChannel,
-  ) {
-    this.disposables = [
-      this.changed,
+  constructor(private readonly log: vscode.LogOutputChannel) {
+    super();
+    this.register(
       vscode.workspace.onDidChangeWorkspaceFolders(() => {
         this.watch();
         void this.refresh();
       }),
-    ];
+    );
+    // The watchers are replaced on every folder change, so they are kept apart from register().
+    this.onDispose(() => this.unwatch());
     this.watch();
   }
 
@@ -69,12 +68,16 @@ export class FolderSettingsFiles implements vscode.Disposable {
     const parsed = parseJsonc(text);
     if (parsed === undefined) this.log.warn(`${t.uri.toString(true)} is not valid JSON; cannot tell which of its settings SOCKS Relay ignores`);
     const settings = t.inWorkspaceFile ? (parsed as { settings?: unknown } | undefined)?.settings : parsed;
-    return sectionValues(settings, this.section, RESTRICTED_KEYS);
+    return sectionValues(settings, SECTION, RESTRICTED_KEYS);
+  }
+
+  private unwatch(): void {
+    for (const w of this.watchers) w.dispose();
+    this.watchers = [];
   }
 
   private watch(): void {
-    for (const w of this.watchers) w.dispose();
-    this.watchers = [];
+    this.unwatch();
     const t = this.target();
     if (!t) return;
     const base = vscode.Uri.joinPath(t.uri, '..');
@@ -82,9 +85,5 @@ export class FolderSettingsFiles implements vscode.Disposable {
     const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, name));
     const again = (): void => void this.refresh();
     this.watchers.push(watcher, watcher.onDidCreate(again), watcher.onDidChange(again), watcher.onDidDelete(again));
-  }
-
-  dispose(): void {
-    for (const d of [...this.watchers, ...this.disposables]) d.dispose();
   }
 }

@@ -1,6 +1,9 @@
 import * as vscode from 'vscode';
+import type { SettingKey } from '../ui/setting-keys';
 import type { ExtensionSettings } from '../ui/settings';
 import { consentKey, describeValue, EffectiveSettings, effectiveSettings, isRestrictedKey } from '../ui/workspace-policy';
+import { settingInspector } from './configuration';
+import { Disposables } from './disposable';
 import { ExposureConsent } from './exposure-consent';
 import { FolderSettingsFiles } from './folder-settings';
 
@@ -9,7 +12,7 @@ import { FolderSettingsFiles } from './folder-settings';
  * trust and the user's per-folder answers (src/ui/workspace-policy.ts). Fires onDidChange when something
  * other than a configuration change alters the result: trust granted, the folder's settings file edited.
  */
-export class SettingsSource implements vscode.Disposable {
+export class SettingsSource extends Disposables {
   private current: EffectiveSettings;
   private logged = '';
   /** Widening values whose dialog was dismissed this session: not asked again until the user reviews them. */
@@ -17,27 +20,24 @@ export class SettingsSource implements vscode.Disposable {
   private asking: Promise<void> | undefined;
   private readonly consent: ExposureConsent;
   private readonly files: FolderSettingsFiles;
-  private readonly changed = new vscode.EventEmitter<void>();
+  private readonly changed = this.register(new vscode.EventEmitter<void>());
   readonly onDidChange = this.changed.event;
-  private readonly disposables: vscode.Disposable[];
 
   constructor(
-    private readonly section: string,
     private readonly log: vscode.LogOutputChannel,
     workspaceState: vscode.Memento,
   ) {
+    super();
     this.consent = new ExposureConsent(workspaceState);
-    this.files = new FolderSettingsFiles(section, log);
+    this.files = this.register(new FolderSettingsFiles(log));
     this.current = this.resolve();
-    this.disposables = [
-      this.changed,
-      this.files,
-      this.files.onDidChange(() => this.changed.fire()),
+    this.register(this.files.onDidChange(() => this.changed.fire()));
+    this.register(
       vscode.workspace.onDidGrantWorkspaceTrust(() => {
         this.log.info('folder trusted: its SOCKS Relay settings apply now');
         void this.files.refresh().then(() => this.changed.fire());
       }),
-    ];
+    );
   }
 
   /** Reads an untrusted folder's settings file, so the first notice is already complete. */
@@ -92,25 +92,20 @@ export class SettingsSource implements vscode.Disposable {
    * Where a command should write `key`: where it is defined now (folder, else user settings), except
    * that a folder value not in effect is never the target (the write would change nothing).
    */
-  target(key: string): vscode.ConfigurationTarget {
+  target(key: SettingKey): vscode.ConfigurationTarget {
     const ignoredHere = this.current.ignored.some((i) => i.key === key) || (!vscode.workspace.isTrusted && isRestrictedKey(key));
     if (ignoredHere) return vscode.ConfigurationTarget.Global;
-    const where = vscode.workspace.getConfiguration(this.section).inspect(key);
+    const where = settingInspector()(key);
     if (where?.workspaceFolderValue !== undefined) return vscode.ConfigurationTarget.WorkspaceFolder;
     return where?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
   }
 
   /** The user chose `value` for the folder from our own UI (Edit Listener): that is their OK for it. */
-  async allowFolderValue(key: string, value: unknown): Promise<void> {
+  async allowFolderValue(key: SettingKey, value: unknown): Promise<void> {
     if (key === 'listen.host' || key === 'auth.mode') await this.consent.remember([{ key, value: String(value) }], 'allow');
   }
 
   private resolve(): EffectiveSettings {
-    const cfg = vscode.workspace.getConfiguration(this.section);
-    return effectiveSettings({ inspect: (key) => cfg.inspect(key), trusted: vscode.workspace.isTrusted, consent: this.consent.record, fileValues: this.files.values });
-  }
-
-  dispose(): void {
-    for (const d of this.disposables) d.dispose();
+    return effectiveSettings({ inspect: settingInspector(), trusted: vscode.workspace.isTrusted, consent: this.consent.record, fileValues: this.files.values });
   }
 }

@@ -1,13 +1,16 @@
 import * as vscode from 'vscode';
-import type { ViewNode } from '../ui/sessions-model';
+import type { ViewNode } from '../ui/view-node';
+import { Disposables } from './disposable';
 
 /** A TreeDataProvider over plain ViewNodes built by the pure models in src/ui. */
-export class NodeTreeProvider implements vscode.TreeDataProvider<ViewNode>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<ViewNode | undefined>();
+export class NodeTreeProvider extends Disposables implements vscode.TreeDataProvider<ViewNode> {
+  private readonly changed = this.register(new vscode.EventEmitter<ViewNode | undefined>());
   readonly onDidChangeTreeData = this.changed.event;
   private roots: ViewNode[] | undefined;
 
-  constructor(private readonly build: () => ViewNode[]) {}
+  constructor(private readonly build: () => ViewNode[]) {
+    super();
+  }
 
   refresh(): void {
     this.roots = undefined;
@@ -30,9 +33,5 @@ export class NodeTreeProvider implements vscode.TreeDataProvider<ViewNode>, vsco
     item.iconPath = new vscode.ThemeIcon(node.icon, node.iconColor ? new vscode.ThemeColor(node.iconColor) : undefined);
     if (node.command) item.command = { command: node.command, title: node.label, arguments: [node] };
     return item;
-  }
-
-  dispose(): void {
-    this.changed.dispose();
   }
 }

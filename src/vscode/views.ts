@@ -1,20 +1,27 @@
 import * as vscode from 'vscode';
 import { configTree } from '../ui/config-model';
-import { sessionTree, ViewNode } from '../ui/sessions-model';
+import { sessionTree } from '../ui/sessions-model';
+import { SECTION } from '../ui/setting-keys';
 import type { SessionGrouping } from '../ui/settings';
+import type { ViewNode } from '../ui/view-node';
 import type { ProxyController } from './controller';
-import { SECTION } from './controller';
+import { Disposables } from './disposable';
 import { NodeTreeProvider } from './tree';
 
 const REFRESH_MS = 1000;
 
 /** The Configuration view: listener, upstreams and rules, rebuilt whenever settings or state change. */
-export function createConfigView(controller: ProxyController): vscode.Disposable {
-  const provider = new NodeTreeProvider(() =>
-    configTree({ settings: controller.settings, state: controller.state, listening: controller.listeningText(), error: controller.error, ignored: controller.source.ignored }),
-  );
-  const view = vscode.window.createTreeView('socksRelay.config', { treeDataProvider: provider, showCollapseAll: false });
-  return vscode.Disposable.from(provider, view, controller.onDidChange(() => provider.refresh()));
+export class ConfigView extends Disposables {
+  constructor(controller: ProxyController) {
+    super();
+    const provider = this.register(
+      new NodeTreeProvider(() =>
+        configTree({ settings: controller.settings, state: controller.state, listening: controller.listeningText(), error: controller.error, ignored: controller.source.ignored }),
+      ),
+    );
+    this.register(vscode.window.createTreeView('socksRelay.config', { treeDataProvider: provider, showCollapseAll: false }));
+    this.register(controller.onDidChange(() => provider.refresh()));
+  }
 }
 
 /**
@@ -22,20 +29,24 @@ export function createConfigView(controller: ProxyController): vscode.Disposable
  * and something changed or sessions are live (their counters and ages move), so a busy proxy costs one
  * repaint a second, not one per event, and the tree does not flicker.
  */
-export class SessionsView implements vscode.Disposable {
+export class SessionsView extends Disposables {
   private filter = '';
   private dirty = true;
   private readonly provider: NodeTreeProvider;
   private readonly view: vscode.TreeView<ViewNode>;
-  private readonly timer: NodeJS.Timeout;
-  private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly controller: ProxyController) {
+    super();
     this.provider = new NodeTreeProvider(() => {
       if (!controller.running && controller.registry.recentlyClosed().length === 0) return [];
       return sessionTree(controller.registry.snapshot(), controller.registry.recentlyClosed(), { filter: this.filter, grouping: this.grouping, now: Date.now() });
     });
     this.view = vscode.window.createTreeView('socksRelay.sessions', { treeDataProvider: this.provider, showCollapseAll: true });
+    const timer = setInterval(() => {
+      if (this.view.visible && (this.dirty || controller.registry.size > 0)) this.repaint();
+    }, REFRESH_MS);
+    // Disposed in this order: the timer, the listeners, then the view and its provider.
+    this.onDispose(() => clearInterval(timer));
     const mark = (): void => {
       this.dirty = true;
     };
@@ -44,15 +55,13 @@ export class SessionsView implements vscode.Disposable {
     reg.on('change', mark);
     reg.on('close', mark);
     reg.on('cleared', mark);
-    this.disposables.push(
-      { dispose: () => (reg.off('open', mark), reg.off('change', mark), reg.off('close', mark), reg.off('cleared', mark)) },
-      controller.onDidChange(() => this.repaint()),
-      this.view.onDidChangeVisibility((e) => e.visible && this.repaint()),
-      vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration(`${SECTION}.sessions`) && this.repaint()),
-    );
-    this.timer = setInterval(() => {
-      if (this.view.visible && (this.dirty || controller.registry.size > 0)) this.repaint();
-    }, REFRESH_MS);
+    this.onDispose(() => (reg.off('open', mark), reg.off('change', mark), reg.off('close', mark), reg.off('cleared', mark)));
+    this.register(controller.onDidChange(() => this.repaint()));
+    this.register(this.view.onDidChangeVisibility((e) => e.visible && this.repaint()));
+    // Any socksRelay.sessions.* key (grouping, how many closed ones to keep).
+    this.register(vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration(`${SECTION}.sessions`) && this.repaint()));
+    this.register(this.view);
+    this.register(this.provider);
     this.updateMessage();
   }
 
@@ -84,12 +93,5 @@ export class SessionsView implements vscode.Disposable {
     const t = this.controller.registry.totals();
     this.view.description = this.controller.running ? `${t.active} active` : undefined;
     this.view.message = this.filter ? `Filtered by "${this.filter}"` : undefined;
-  }
-
-  dispose(): void {
-    clearInterval(this.timer);
-    for (const d of this.disposables) d.dispose();
-    this.view.dispose();
-    this.provider.dispose();
   }
 }

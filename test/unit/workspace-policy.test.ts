@@ -7,7 +7,8 @@ import { configTree } from '../../src/ui/config-model';
 import { parseJsonc, sectionValues } from '../../src/ui/jsonc';
 import { defaultSettings } from '../../src/ui/settings';
 import { statusView } from '../../src/ui/status';
-import { consentKey, describeValue, effectiveSettings, InspectedSetting, isLoopbackHost, RESTRICTED_KEYS } from '../../src/ui/workspace-policy';
+import { RESTRICTED_KEYS } from '../../src/ui/setting-keys';
+import { consentKey, describeValue, effectiveSettings, InspectedSetting, isLoopbackHost } from '../../src/ui/workspace-policy';
 
 /** An inspect() over user and workspace values (defaults from the manifest come through readSettings). */
 function inspector(user: Record<string, unknown>, workspace: Record<string, unknown>): (key: string) => InspectedSetting {
