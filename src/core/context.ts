@@ -1,9 +1,9 @@
-import type { Socket } from 'node:net';
 import type { UserCredentials } from './auth';
 import type { Router } from './dialer';
 import type { Logger } from './log';
 import { DEFAULTS } from './defaults';
 import type { Session, SessionProtocol } from './registry';
+import type { ClientStream } from './transport';
 
 /** Everything configurable about the listener. Times are in milliseconds; 0 disables a timeout. */
 export interface ProxyOptions {
@@ -41,8 +41,8 @@ export interface ConnectionContext {
   acquireUdp(): boolean;
   releaseUdp(): void;
   /** A registry session for a request on `socket` (an HTTP connection carries one per request). */
-  openSession(protocol: SessionProtocol, socket: Socket): Session;
+  openSession(protocol: SessionProtocol, socket: ClientStream): Session;
 }
 
 /** Serves a connection once its protocol is known from the first byte (`first`, already read). */
-export type ProtocolHandler = (socket: Socket, first: Buffer, ctx: ConnectionContext) => void;
+export type ProtocolHandler = (socket: ClientStream, first: Buffer, ctx: ConnectionContext) => void;

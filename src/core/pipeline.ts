@@ -11,6 +11,7 @@ import type { Dialer, RouteContext } from './dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyForError } from './errors';
 import type { Session } from './registry';
 import { relaySession } from './relay';
+import type { ClientStream } from './transport';
 
 /** A request in protocol-neutral form, as a front end parsed it. */
 export interface ProxyRequest {
@@ -76,7 +77,7 @@ export function dialRefusal(err: unknown, route: string | undefined): Refusal {
  * The client's close aborts a dial in flight; a client gone by the time the outbound side is up closes
  * the session without a reply.
  */
-export function serveRequest(client: Socket, req: ProxyRequest, replier: Replier, session: Session, ctx: ConnectionContext): void {
+export function serveRequest(client: ClientStream, req: ProxyRequest, replier: Replier, session: Session, ctx: ConnectionContext): void {
   const admitted = admit(ctx, session, req.destination, { command: req.command, user: session.user });
   if (isRefusal(admitted)) {
     replier.refused(admitted);
@@ -91,7 +92,7 @@ class InFlight {
   private readonly onClose = (): void => this.abort.abort();
 
   constructor(
-    private readonly client: Socket,
+    private readonly client: ClientStream,
     private readonly req: ProxyRequest,
     private readonly replier: Replier,
     private readonly session: Session,

@@ -1,5 +1,6 @@
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 
 /**
@@ -97,8 +98,9 @@ export function useReadBuffers(on: boolean): void {
  * Whatever the socket had already read into its stream buffer is still there: the caller drains it with
  * read() before returning to the event loop, so it goes out ahead of anything the callback sees.
  */
-export function readIntoBuffers(socket: Socket, callback: ReadCallback, next: () => Buffer): boolean {
-  if (!enabled || selfCheckFailure !== undefined) return false;
+export function readIntoBuffers(socket: Duplex, callback: ReadCallback, next: () => Buffer): boolean {
+  // Streams of other transports (not a TCP socket) have no handle to read into: stream mode.
+  if (!enabled || selfCheckFailure !== undefined || !(socket instanceof net.Socket)) return false;
   return switchToBuffers(socket, callback, next) === undefined;
 }
 

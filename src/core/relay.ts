@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ConnectionContext } from './context';
 import { describeError } from './errors';
 import { forget, giveBack, isShared, readIntoBuffers, SHARED_SIZE, sharedBuffer, takeOwn } from './read-buffers';
@@ -25,7 +26,7 @@ export interface RelayOptions {
  * - Memory: a session is a Relay and two Pumps; the event listeners are shared functions that find them
  *   through the socket (`this`), not closures per session. Returns what closes the session.
  */
-export function relay(client: Socket, target: Socket, options: RelayOptions, early?: Buffer): SessionCloser {
+export function relay(client: Duplex, target: Socket, options: RelayOptions, early?: Buffer): SessionCloser {
   const r = new Relay(client, target, options);
   (client as Tagged)[kRelay] = r;
   (target as Tagged)[kRelay] = r;
@@ -43,7 +44,7 @@ export function relay(client: Socket, target: Socket, options: RelayOptions, ear
 }
 
 const kRelay = Symbol('socks-relay.relay');
-type Tagged = Socket & { [kRelay]?: Relay };
+type Tagged = Duplex & { [kRelay]?: Relay };
 
 class Relay implements SessionCloser {
   failure: string | undefined;
@@ -56,7 +57,8 @@ class Relay implements SessionCloser {
   since = 0;
 
   constructor(
-    readonly client: Socket,
+    readonly client: Duplex,
+    /** Always a socket the route dialled: its byte counters drive the session's counts and idle detection. */
     readonly target: Socket,
     readonly options: RelayOptions,
   ) {
@@ -65,7 +67,7 @@ class Relay implements SessionCloser {
   }
 
   /** Resets both sides (the one that failed, `cause`, is already gone); the first reason is the one reported. */
-  abort(reason: string, cause?: Socket): void {
+  abort(reason: string, cause?: Duplex): void {
     this.failure ??= reason;
     for (const s of [this.client, this.target]) {
       if (s === cause || s.destroyed) continue;
@@ -80,46 +82,46 @@ class Relay implements SessionCloser {
   }
 
   /** The direction that reads from `socket`. */
-  from(socket: Socket): Pump {
+  from(socket: Duplex): Pump {
     return socket === this.client ? this.up : this.down;
   }
 
-  side(socket: Socket): string {
+  side(socket: Duplex): string {
     return socket === this.client ? 'client' : 'target';
   }
 }
 
-const relayOf = (socket: Socket): Relay => (socket as Tagged)[kRelay] as Relay;
+const relayOf = (socket: Duplex): Relay => (socket as Tagged)[kRelay] as Relay;
 
-function onError(this: Socket, err: Error): void {
+function onError(this: Duplex, err: Error): void {
   const r = relayOf(this);
   r.abort(`${r.side(this)}: ${describeError(err)}`, this);
 }
 
 // A socket that closes without having ended its readable side was torn down: take the other one down too.
-function onClose(this: Socket, hadError: boolean): void {
+function onClose(this: Duplex, hadError: boolean): void {
   const r = relayOf(this);
   r.from(this).release();
-  if (this === r.client) r.watch?.delete(r);
+  if (this === r.target) r.watch?.delete(r);
   if (hadError || !this.readableEnded) r.abort(r.failure ?? `${r.side(this)} closed abruptly`, this);
   if (++r.closed === 2) r.options.onClose(r.failure);
 }
 
 // Half-close: the end of one side's stream becomes end() on the other.
-function onEnd(this: Socket): void {
+function onEnd(this: Duplex): void {
   const p = relayOf(this).from(this);
   p.release();
   p.to.end();
 }
 
 // 'drain' on a socket: the direction writing to it may read again.
-function onDrain(this: Socket): void {
+function onDrain(this: Duplex): void {
   const r = relayOf(this);
   (this === r.client ? r.down : r.up).drained();
 }
 
 /** Stream mode: 'data' → write, pausing the reader when write() returns false until 'drain'. */
-function onData(this: Socket, chunk: Buffer): void {
+function onData(this: Duplex, chunk: Buffer): void {
   const p = relayOf(this).from(this);
   if (!p.to.write(chunk)) {
     p.waiting = true;
@@ -128,7 +130,7 @@ function onData(this: Socket, chunk: Buffer): void {
 }
 
 /** Buffer mode: Node calls the read callback as a method of the socket (`socket[kBufferCb](n, buf)`). */
-function onRead(this: Socket, n: number, buf: Buffer): boolean {
+function onRead(this: Duplex, n: number, buf: Buffer): boolean {
   return relayOf(this).from(this).read(n, buf);
 }
 
@@ -151,8 +153,8 @@ class Pump {
   private readonly nextBuffer = (): Buffer => this.own ?? sharedBuffer();
 
   constructor(
-    readonly from: Socket,
-    readonly to: Socket,
+    readonly from: Duplex,
+    readonly to: Duplex,
   ) {}
 
   /**
@@ -226,8 +228,9 @@ const watchers = new Map<number, Set<Relay>>();
 
 /**
  * Idle detection without per-chunk work: instead of socket.setTimeout (which re-arms a timer on every
- * read and write), one sweep per idle limit compares each client socket's byte counters with the last
- * sweep. Everything relayed either way crosses the client socket, so unchanged counters mean no traffic.
+ * read and write), one sweep per idle limit compares each target socket's byte counters with the last
+ * sweep. Everything relayed either way crosses the target socket (always a real socket, whatever transport
+ * the client came by), so unchanged counters mean no traffic.
  * A session is closed between `idleMs` and 1.5 × `idleMs` after its last byte.
  */
 function idleWatch(idleMs: number): Set<Relay> {
@@ -239,7 +242,7 @@ function idleWatch(idleMs: number): Set<Relay> {
     () => {
       const now = Date.now();
       for (const r of entries) {
-        const bytes = r.client.bytesRead + r.client.bytesWritten;
+        const bytes = r.target.bytesRead + r.target.bytesWritten;
         if (bytes !== r.seen) {
           r.seen = bytes;
           r.since = now;
@@ -263,7 +266,7 @@ function idleWatch(idleMs: number): Set<Relay> {
  * Puts an established session on the relay: bytes that arrived glued to the request go first, the
  * session counts what crosses `target`, and it closes (with the failure, if any) when both sides have.
  */
-export function relaySession(client: Socket, target: Socket, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>): void {
+export function relaySession(client: Duplex, target: Socket, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>): void {
   session.track(target);
   session.update({ state: 'open' });
   // Not unshift(): after an early FIN the client's stream has ended and unshift() would throw.

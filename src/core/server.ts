@@ -13,9 +13,11 @@ import { serveHttp } from './http/handler';
 import { closeWith } from './socket-util';
 import { DeadlineQueue } from './deadlines';
 import { describeReadPath, readPathMode } from './read-buffers';
+import { asClientStream, ClientStream, PeerAddress } from './transport';
+import type { Duplex } from 'node:stream';
 
 /** `host:port` of a connection's client, for log lines. */
-function clientLabel(socket: net.Socket): string {
+function clientLabel(socket: ClientStream): string {
   return formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 });
 }
 
@@ -23,7 +25,7 @@ function clientLabel(socket: net.Socket): string {
 class Context implements ConnectionContext {
   constructor(
     private readonly server: ProxyServer,
-    private readonly socket: net.Socket,
+    private readonly socket: ClientStream,
     readonly options: Readonly<ProxyOptions>,
     readonly logger: Logger,
     readonly router: Router,
@@ -42,7 +44,7 @@ class Context implements ConnectionContext {
     this.server.releaseUdpSlot();
   }
 
-  openSession(protocol: SessionProtocol, socket: net.Socket): Session {
+  openSession(protocol: SessionProtocol, socket: ClientStream): Session {
     return this.server.openSession(protocol, socket);
   }
 }
@@ -70,7 +72,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   private opts: ProxyOptions;
   private routerImpl: Router;
   private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Set<ClientStream>();
   private udpAssociations = 0;
   private readonly handlers = new Map<number, ProtocolHandler>();
 
@@ -122,7 +124,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
 
   async listen(): Promise<net.AddressInfo> {
     if (this.server) throw new Error('already listening');
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.serve(socket, socket));
     this.server = server;
     // How sessions will read (the self-check runs once per process, before the first connection is accepted).
     const readPath = await readPathMode();
@@ -150,41 +152,46 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   /** Stops listening and ends every open session. */
   async close(): Promise<void> {
     const server = this.server;
-    if (!server) return;
     this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Streams handed to serve() are ended too, whether or not this server listens itself.
     this.handshakes.clear();
     for (const s of this.registry.sessions()) s.closer?.close('proxy stopped');
     for (const socket of this.sockets) socket.destroy();
-    await closed;
+    if (!server) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
     this.logger.info('stopped');
     this.emit('close');
   }
 
   /** Handshake deadlines: one timer for all connections (after configure() lowers the timeout, see DeadlineQueue). */
-  private readonly handshakes = new DeadlineQueue<net.Socket>((socket) => {
+  private readonly handshakes = new DeadlineQueue<ClientStream>((socket) => {
     this.logger.warn(`${clientLabel(socket)}: handshake not completed within ${this.opts.handshakeTimeoutMs} ms; closing`);
     socket.destroy();
   });
 
   /** Stops a connection's handshake deadline (idempotent). */
-  handshakeDone(socket: net.Socket): void {
+  handshakeDone(socket: ClientStream): void {
     this.handshakes.delete(socket);
   }
 
   // Listeners shared by every connection (`this` is the socket), not two new closures per connection.
   private readonly onSocketClose = ((server: ProxyServer) =>
-    function (this: net.Socket): void {
+    function (this: ClientStream): void {
       server.sockets.delete(this);
       server.handshakes.delete(this);
     })(this);
 
   private readonly onSocketError = ((server: ProxyServer) =>
-    function (this: net.Socket, err: Error): void {
+    function (this: ClientStream, err: Error): void {
       server.logger.debug(`${clientLabel(this)}: ${describeError(err)}`);
     })(this);
 
-  private onConnection(socket: net.Socket): void {
+  /**
+   * Serves a client connection from any transport: a duplex byte stream and the peer's addresses (the TCP
+   * listener passes each accepted socket as both). Works whether or not this server listens itself.
+   */
+  serve(stream: Duplex, peer: PeerAddress): void {
+    const socket = asClientStream(stream, peer);
     const live = this.sockets.size;
     if (live >= this.opts.maxSessions + HANDSHAKE_GRACE) {
       this.logger.warn(`${clientLabel(socket)}: connection dropped: ${live} connections open (limit ${this.opts.maxSessions})`);
@@ -221,7 +228,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   }
 
   /** Opens a registry session for a connection of the given protocol. */
-  openSession(protocol: SessionProtocol, socket: net.Socket): Session {
+  openSession(protocol: SessionProtocol, socket: ClientStream): Session {
     // The address is read now (the socket forgets it once closed); the label is formatted only when used.
     return this.registry.open(protocol, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
   }

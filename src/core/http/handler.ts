@@ -11,6 +11,7 @@
  */
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { endpoint, formatEndpoint, normalizeIp } from '../address';
 import { checkCredentials } from '../auth';
 import type { ConnectionContext, ProtocolHandler } from '../context';
@@ -18,6 +19,7 @@ import { describeError, Reply, replyForError } from '../errors';
 import type { Session } from '../registry';
 import { admit, dialRefusal, isRefusal, Refusal, Replier, serveRequest } from '../pipeline';
 import { closeWith } from '../socket-util';
+import type { ClientStream } from '../transport';
 import { requestOver } from './origin-request';
 import { encodeSimpleResponse, HttpTarget, parseAbsoluteTarget, parseBasicCredentials, parseConnectTarget, statusForParseError, stripHopByHop, targetScheme } from './parse';
 import { Cancellation } from '../cancel';
@@ -31,7 +33,7 @@ const VIA = '1.1 socks-relay';
 const KEEP_ALIVE_MAX_MS = 60_000;
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
 
-function clientLabel(socket: Socket): string {
+function clientLabel(socket: ClientStream): string {
   return formatEndpoint({ host: normalizeIp(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 });
 }
 
@@ -68,7 +70,7 @@ class HttpConnection {
   private nextHead: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: ClientStream,
     private readonly ctx: ConnectionContext,
   ) {
     this.client = clientLabel(socket);
@@ -85,8 +87,9 @@ class HttpConnection {
     server.timeout = 0;
     server.on('request', (req, res) => this.onRequest(req, res));
     server.on('checkContinue', (req, res) => this.onRequest(req, res, true));
-    server.on('connect', (req: http.IncomingMessage, sock: Socket, head: Buffer) => this.onConnect(req, sock, head));
-    server.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => this.onClientError(err, sock));
+    // node:http hands back the stream it was given (this.socket), typed as a plain Duplex.
+    server.on('connect', (req: http.IncomingMessage, _sock: Duplex, head: Buffer) => this.onConnect(req, this.socket, head));
+    server.on('clientError', (err: NodeJS.ErrnoException) => this.onClientError(err, this.socket));
     this.server = server;
     socket.once('close', () => clearTimeout(this.nextHead));
   }
@@ -132,7 +135,7 @@ class HttpConnection {
 
   // ---- malformed requests ----
 
-  private onClientError(err: NodeJS.ErrnoException, sock: Socket): void {
+  private onClientError(err: NodeJS.ErrnoException, sock: ClientStream): void {
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !sock.writable) {
       sock.destroy();
       return;
@@ -304,7 +307,7 @@ class HttpConnection {
 
   // ---- CONNECT tunnels ----
 
-  private onConnect(req: http.IncomingMessage, sock: Socket, head: Buffer): void {
+  private onConnect(req: http.IncomingMessage, sock: ClientStream, head: Buffer): void {
     this.headStarted();
     this.active++;
     const session = this.ctx.openSession('http', sock);
@@ -342,7 +345,7 @@ function refusalStatus(r: Refusal): { status: number; why: string; level: 'info'
 /** One CONNECT: the pipeline's answers as HTTP responses on the tunnel's socket. */
 class Tunnel implements Replier {
   constructor(
-    private readonly sock: Socket,
+    private readonly sock: ClientStream,
     private readonly session: Session,
     private readonly client: string,
     private readonly target: string,

@@ -1,9 +1,9 @@
-import type { Socket } from 'node:net';
 import { Endpoint, formatEndpoint } from '../address';
 import type { ConnectionContext, ProtocolHandler } from '../context';
 import { describeError } from '../errors';
 import { Refusal, Replier, serveRequest } from '../pipeline';
 import type { Session } from '../registry';
+import type { ClientStream } from '../transport';
 import { closeWith } from '../socket-util';
 import { decodeSocks4Request, encodeSocks4Reply, Socks4Reply, Socks4ReplyCode, socks4ReplyName, Socks4Request } from './protocol';
 
@@ -25,7 +25,7 @@ export class Socks4Connection implements Replier {
   private done = false;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: ClientStream,
     private readonly ctx: ConnectionContext,
     private readonly session: Session,
   ) {

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import type { Endpoint } from '../address';
 import { checkCredentials } from '../auth';
 import type { ConnectionContext, ProtocolHandler } from '../context';
@@ -6,6 +5,7 @@ import type { Dialer } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyName } from '../errors';
 import { admit, dialRefusal, isRefusal, Refusal, Replier, serveRequest } from '../pipeline';
 import type { Session } from '../registry';
+import type { ClientStream } from '../transport';
 import { closeWith } from '../socket-util';
 import { UdpAssociation } from './udp-association';
 import {
@@ -38,7 +38,7 @@ export class Socks5Connection implements Replier {
   private buf: Buffer = EMPTY;
   private stage: Stage = 'greeting';
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: ClientStream,
     private readonly ctx: ConnectionContext,
     private readonly session: Session,
   ) {

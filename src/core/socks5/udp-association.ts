@@ -1,11 +1,12 @@
 import * as dgram from 'node:dgram';
-import { isIP, Socket } from 'node:net';
+import { isIP } from 'node:net';
 import { Endpoint, endpoint, formatEndpoint, normalizeIp } from '../address';
 import { Cancellation } from '../cancel';
 import type { ConnectionContext } from '../context';
 import type { Dialer, UdpPath } from '../dialer';
 import { describeError, Reply } from '../errors';
 import type { Session } from '../registry';
+import type { ClientStream } from '../transport';
 import { printableEndpoint, undeliverable } from '../udp-destination';
 import { decodeUdpHeader, encodeReply, encodeUdpHeader } from './protocol';
 
@@ -24,7 +25,7 @@ export class UdpAssociation {
   private readonly abort = new Cancellation();
 
   constructor(
-    private readonly control: Socket,
+    private readonly control: ClientStream,
     private readonly ctx: ConnectionContext,
     private readonly session: Session,
     hint: Endpoint,
