@@ -13,7 +13,7 @@ import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { endpoint, formatEndpoint, normalizeIp } from '../address';
-import { checkCredentials } from '../auth';
+import { anonymousAllowed, checkCredentials, credentialsChecked } from '../auth';
 import type { ConnectionContext, ProtocolHandler } from '../context';
 import { describeError, Reply, replyForError } from '../errors';
 import type { Session } from '../registry';
@@ -123,13 +123,13 @@ class HttpConnection {
   }
 
   private authenticate(req: http.IncomingMessage): AuthResult {
-    const { users, allowNoAuth } = this.ctx.options;
-    if (users.length === 0) return { ok: true, user: undefined };
+    const { options } = this.ctx;
+    if (!credentialsChecked(options)) return { ok: true, user: undefined };
     const header = req.headers['proxy-authorization'];
-    if (header === undefined) return allowNoAuth ? { ok: true, user: undefined } : { ok: false, why: 'no Proxy-Authorization', challenge: true };
+    if (header === undefined) return anonymousAllowed(options) ? { ok: true, user: undefined } : { ok: false, why: 'no Proxy-Authorization', challenge: true };
     const creds = parseBasicCredentials(header);
     if (!creds) return { ok: false, why: `unsupported Proxy-Authorization scheme "${header.trim().split(/\s+/)[0]}"`, challenge: false };
-    if (!checkCredentials(users, creds.username, creds.password)) return { ok: false, why: `authentication failed for user "${creds.username}"`, challenge: false };
+    if (!checkCredentials(options.users, creds.username, creds.password)) return { ok: false, why: `authentication failed for user "${creds.username}"`, challenge: false };
     return { ok: true, user: creds.username };
   }
 

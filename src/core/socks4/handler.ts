@@ -1,4 +1,5 @@
 import { Endpoint, formatEndpoint } from '../address';
+import { anonymousAllowed } from '../auth';
 import type { ConnectionContext, ProtocolHandler } from '../context';
 import { describeError } from '../errors';
 import { Refusal, Replier, serveRequest } from '../pipeline';
@@ -98,7 +99,7 @@ export class Socks4Connection implements Replier {
       this.refuse('SOCKS4 is disabled in the configuration', 'warn');
       return;
     }
-    if (options.users.length > 0 && !options.allowNoAuth) {
+    if (!anonymousAllowed(options)) {
       this.refuse('SOCKS4 cannot carry a password and users are configured (use SOCKS5 or HTTP with credentials, or allow unauthenticated clients)', 'warn');
       return;
     }

@@ -1,5 +1,5 @@
 import type { Endpoint } from '../address';
-import { checkCredentials } from '../auth';
+import { anonymousAllowed, checkCredentials, credentialsChecked } from '../auth';
 import type { ConnectionContext, ProtocolHandler } from '../context';
 import type { Dialer } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyName } from '../errors';
@@ -127,9 +127,9 @@ export class Socks5Connection implements Replier {
   }
 
   private chooseMethod(offered: number[]): number {
-    const { users, allowNoAuth } = this.ctx.options;
-    if (users.length > 0 && offered.includes(Method.USERNAME_PASSWORD)) return Method.USERNAME_PASSWORD;
-    if ((users.length === 0 || allowNoAuth) && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
+    const { options } = this.ctx;
+    if (credentialsChecked(options) && offered.includes(Method.USERNAME_PASSWORD)) return Method.USERNAME_PASSWORD;
+    if (anonymousAllowed(options) && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
     return Method.NO_ACCEPTABLE;
   }
 
