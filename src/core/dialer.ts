@@ -6,6 +6,7 @@
 import type * as net from 'node:net';
 import type { Endpoint } from './address';
 import type { CancelSignal } from './cancel';
+import type { RouteInfo } from './route-info';
 
 export interface DialOptions {
   /** Aborted when the client goes away or the server closes. */
@@ -60,10 +61,13 @@ export interface Dialer {
   openUdp?(receive: UdpReceiver, options: UdpOptions): Promise<UdpPath>;
 }
 
-/** What the server does with a request: dial it (recording the route) or refuse it. */
+/**
+ * What the server does with a request: dial it (recording the route) or refuse it. `info` is the route
+ * as data (rule, upstream name, hops); a router without names (tests, the CLI's direct router) may omit it.
+ */
 export type RouteDecision =
-  | { action: 'dial'; dialer: Dialer; route: string }
-  | { action: 'block'; route: string };
+  | { action: 'dial'; dialer: Dialer; route: string; info?: RouteInfo }
+  | { action: 'block'; route: string; info?: RouteInfo };
 
 export interface RouteContext {
   command: 'connect' | 'bind' | 'udp-associate' | 'http';

@@ -9,6 +9,7 @@ import { Cancellation } from './cancel';
 import type { ConnectionContext } from './context';
 import type { Dialer, RouteContext } from './dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyForError } from './errors';
+import { failureOf } from './outcome';
 import type { Session } from './registry';
 import { relaySession } from './relay';
 import type { ClientStream } from './transport';
@@ -53,11 +54,13 @@ export function admit(ctx: ConnectionContext, session: Session, destination: End
   const command = route.command;
   if (ctx.overLimit) {
     session.update({ command, destination: formatEndpoint(destination), state: 'connecting' });
+    session.failed({ kind: 'refused', code: 'TOO_MANY_SESSIONS' });
     return { stage: 'limit', route: undefined, code: 'TOO_MANY_SESSIONS', reply: Reply.GENERAL_FAILURE, message: `session limit (${ctx.options.maxSessions}) reached` };
   }
   const decision = ctx.router.decide(destination, route);
   // One 'change' event for command, destination, route and state.
-  session.update({ command, destination: formatEndpoint(destination), route: decision.route, state: 'connecting' });
+  session.update({ command, destination: formatEndpoint(destination), route: decision.route, routeInfo: decision.info, state: 'connecting' });
+  if (decision.action === 'block') session.failed({ kind: 'refused', code: 'BLOCKED' });
   if (decision.action === 'block') return { stage: 'blocked', route: decision.route, code: 'BLOCKED', reply: Reply.NOT_ALLOWED, message: `blocked by ${decision.route}` };
   return { dialer: decision.dialer };
 }
@@ -66,10 +69,11 @@ export function isRefusal(x: { dialer: Dialer } | Refusal): x is Refusal {
   return 'stage' in x;
 }
 
-/** A dial or BIND failure, with its reply code from the cause. */
-export function dialRefusal(err: unknown, route: string | undefined): Refusal {
-  const code = err instanceof ProxyError ? err.code : ((err as NodeJS.ErrnoException | undefined)?.code ?? 'DIAL_FAILED');
-  return { stage: 'dial', route, code, reply: replyForError(err), message: describeError(err) };
+/** A dial or BIND failure, with its reply code from the cause; noted on the session (code, failed hop, member) for its outcome. */
+export function dialRefusal(err: unknown, session: Session): Refusal {
+  const cause = failureOf(err);
+  session.failed(cause);
+  return { stage: 'dial', route: session.route, code: cause.code, reply: replyForError(err), message: describeError(err) };
 }
 
 /**
@@ -109,7 +113,7 @@ class InFlight {
         this.session.close(`client went away: ${describeError(err)}`);
         return;
       }
-      this.replier.refused(dialRefusal(err, this.session.route));
+      this.replier.refused(dialRefusal(err, this.session));
     });
   }
 

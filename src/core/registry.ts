@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { formatEndpoint, normalizeIp } from './address';
 import type { RouteListener } from './dialer';
+import { FailedHop, FailureCause, OK_OUTCOME, OutcomeKind, SessionOutcome } from './outcome';
+import { RouteInfo, routedVia } from './route-info';
 
 export type SessionProtocol = 'socks5' | 'socks4' | 'http';
 export type SessionCommand = 'connect' | 'bind' | 'udp-associate' | 'http';
@@ -14,7 +16,10 @@ export interface SessionInfo {
   client: string;
   user: string | undefined;
   destination: string | undefined;
+  /** The rendered route (routeInfo.text when the router gave one). */
   route: string | undefined;
+  /** The route as data: rule, upstream name, failover member, hops. */
+  routeInfo: RouteInfo | undefined;
   state: SessionState;
   startedAt: number;
   closedAt: number | undefined;
@@ -24,9 +29,17 @@ export interface SessionInfo {
   datagramsDown: number;
   /** UDP datagrams from the client that were not relayed (malformed, fragmented, blocked or undeliverable). */
   droppedDatagrams: number;
-  /** 'ok' when the session ended normally; otherwise the reply or error that ended it. */
+  /** 'ok' when the session ended normally; otherwise the reply or error that ended it (rendered text). */
   outcome: string | undefined;
   reply: number | undefined;
+  /** How it ended, as data: read these, never the text. */
+  outcomeKind: OutcomeKind | undefined;
+  /** 'OK', 'CLOSED', a ProxyErrorCode (UPSTREAM_AUTH_FAILED, BLOCKED, …) or a system code (ECONNREFUSED, …). */
+  outcomeCode: string | undefined;
+  /** The chain hop that failed, when a chain upstream was the route. */
+  failedHop: FailedHop | undefined;
+  /** The failover member whose failure ended the session. */
+  failedMember: string | undefined;
 }
 
 export interface Totals {
@@ -71,10 +84,15 @@ export class Session implements RouteListener {
   user: string | undefined;
   destination: string | undefined;
   route: string | undefined;
+  routeInfo: RouteInfo | undefined;
   state: SessionState = 'handshake';
   closedAt: number | undefined;
+  /** Set by close(); `outcome` and `reply` are its text and reply, kept as fields for the log lines. */
+  result: SessionOutcome | undefined;
   outcome: string | undefined;
   reply: number | undefined;
+  /** A typed failure noted by the pipeline; the front end's close() then renders it in its own words. */
+  private cause: FailureCause | undefined;
   datagramsUp = 0;
   datagramsDown = 0;
   droppedDatagrams = 0;
@@ -145,24 +163,50 @@ export class Session implements RouteListener {
     }
   }
 
-  update(fields: Partial<Pick<Session, 'command' | 'user' | 'destination' | 'route' | 'state'>>): void {
+  /** `routeInfo`, when given, also sets `route` to its text. */
+  update(fields: Partial<Pick<Session, 'command' | 'user' | 'destination' | 'route' | 'routeInfo' | 'state'>>): void {
     if (this.state === 'closed') return;
     Object.assign(this, fields);
+    if (fields.routeInfo) this.route = fields.routeInfo.text;
     this.registry.emit('change', this);
   }
 
   /** A failover group says which member carried the request (see RouteListener): `default → ha via office`. */
   via(member: string): void {
-    this.update({ route: `${this.route ?? ''} via ${member}`.trimStart() });
+    if (this.routeInfo) this.update({ routeInfo: routedVia(this.routeInfo, member) });
+    else this.update({ route: `${this.route ?? ''} via ${member}`.trimStart() });
   }
 
-  close(outcome: string, reply?: number): void {
+  /** Notes why the session is about to end (the pipeline's refusal or dial failure), for close() to record. */
+  failed(cause: FailureCause): void {
+    if (this.state !== 'closed') this.cause = cause;
+  }
+
+  /**
+   * Ends the session. `message` is the text front ends have always rendered; the outcome's kind and code
+   * come from the failure noted with failed(), or say it just closed. A relay that finished cleanly calls complete().
+   */
+  close(message: string, reply?: number): void {
+    const c = this.cause;
+    // 'ok' is the handlers' word for a clean end (UDP association, HTTP forward): kept so their close sites stay as they are.
+    if (!c && message === OK_OUTCOME.message && reply === undefined) return this.complete();
+    this.end(c ? { kind: c.kind, code: c.code, message, reply, hop: c.hop, member: c.member } : { kind: 'closed', code: 'CLOSED', message, reply });
+  }
+
+  /** Ends a session that completed normally. */
+  complete(): void {
+    this.end(OK_OUTCOME);
+  }
+
+  private end(outcome: SessionOutcome): void {
     if (this.state === 'closed') return;
     this.freezeCounters();
     this.state = 'closed';
     this.closedAt = Date.now();
-    this.outcome = outcome;
-    this.reply = reply;
+    this.result = outcome;
+    this.outcome = outcome.message;
+    this.reply = outcome.reply;
+    this.cause = undefined;
     this.closer = undefined;
     this.registry.finish(this);
   }
@@ -176,6 +220,7 @@ export class Session implements RouteListener {
       user: this.user,
       destination: this.destination,
       route: this.route,
+      routeInfo: this.routeInfo,
       state: this.state,
       startedAt: this.startedAt,
       closedAt: this.closedAt,
@@ -186,6 +231,10 @@ export class Session implements RouteListener {
       droppedDatagrams: this.droppedDatagrams,
       outcome: this.outcome,
       reply: this.reply,
+      outcomeKind: this.result?.kind,
+      outcomeCode: this.result?.code,
+      failedHop: this.result?.hop,
+      failedMember: this.result?.member,
     };
   }
 

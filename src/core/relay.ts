@@ -287,6 +287,7 @@ class SessionEnd implements RelayOptions {
     const { session, ctx } = this;
     // The tag is built only for a line that is written (the client label costs a getpeername).
     if (error && ctx.logger.debugEnabled !== false) ctx.logger.debug(`#${session.id} ${session.client}: ${session.destination} ended: ${error}`);
-    session.close(error ?? 'ok');
+    if (error === undefined) session.complete();
+    else session.close(error);
   }
 }

@@ -26,6 +26,8 @@ import { Logger, silentLogger } from './log';
 import { CompiledRule, compileRules, firstMatch, RuleConfig } from './rules';
 import { ChainDialer } from './upstream/chain';
 import { FailoverDialer } from './upstream/group';
+import { hopLabel } from './upstream/hop';
+import { RouteInfo, routeInfo } from './route-info';
 import { parseChain, redactUrl } from './upstream/url';
 
 export interface UpstreamConfig {
@@ -158,19 +160,22 @@ export class RuleRouter implements Router {
       const names = u.failover.map((m) => (m.includes('://') ? redactUrl(m) : m));
       this.named.set(u.name, new FailoverDialer(u.name, members, logger, names));
     }
-    const target = (action: string, where: string, label: string): RouteDecision => {
-      if (action === 'block') return { action: 'block', route: `${label} → block` };
-      if (action === 'direct') return { action: 'dial', dialer: this.direct, route: `${label} → direct` };
+    const target = (action: string, where: string, rule: RouteInfo['rule']): RouteDecision => {
+      if (action === 'block' || action === 'direct') {
+        const info = routeInfo(rule, action, undefined, []);
+        return action === 'block' ? { action, route: info.text, info } : { action: 'dial', dialer: this.direct, route: info.text, info };
+      }
       const dialer = this.named.get(action);
       if (!dialer) {
         const known = [...this.named.keys()];
         throw badConfig(where, `action "${action}" is not "direct", "block" or a defined upstream${known.length ? ` (${known.join(', ')})` : ''}`);
       }
-      return { action: 'dial', dialer, route: `${label} → ${action}` };
+      const info = routeInfo(rule, action, action, dialer instanceof ChainDialer ? dialer.hops.map(hopLabel) : []);
+      return { action: 'dial', dialer, route: info.text, info };
     };
     this.rules = compileRules(config.rules ?? []);
-    this.decisions = this.rules.map((r) => target(r.action, `rule ${r.index}`, `rule ${r.index} (${r.match})`));
-    this.defaultDecision = target(config.default ?? 'direct', 'default', 'default');
+    this.decisions = this.rules.map((r) => target(r.action, `rule ${r.index}`, { index: r.index, match: r.match }));
+    this.defaultDecision = target(config.default ?? 'direct', 'default', undefined);
   }
 
   decide(destination: Endpoint, _context?: RouteContext): RouteDecision {

@@ -24,7 +24,7 @@ function traffic(s: SessionInfo): string {
 }
 
 function outcomeText(s: SessionInfo): string {
-  if (s.outcome === 'ok') return 'completed';
+  if (s.outcomeKind === 'ok') return 'completed';
   return s.outcome ?? (s.reply !== undefined ? replyName(s.reply) : 'closed');
 }
 
@@ -33,7 +33,7 @@ export function sessionNode(s: SessionInfo, now: number): SessionNode {
   const cmd = s.command === 'http' ? '' : s.command ? (commandLabel[s.command] ?? s.command) : '';
   const proto = `${s.protocol.toUpperCase()} ${cmd}`.trim();
   const age = formatDuration((live ? now : (s.closedAt ?? now)) - s.startedAt);
-  const failed = !live && s.outcome !== 'ok';
+  const failed = !live && s.outcomeKind !== 'ok';
   // Counters and age first: they change while you watch, and stay visible in a narrow sidebar.
   const description = [traffic(s), live ? age : failed ? outcomeText(s) : `closed after ${age}`, proto, s.route]
     .filter(Boolean)

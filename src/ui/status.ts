@@ -1,6 +1,6 @@
 /** Status bar text and tooltip content. Pure. */
 import { formatBytes } from '../core/format';
-import type { Totals } from '../core/registry';
+import type { SessionInfo, Totals } from '../core/registry';
 import type { IgnoredSetting } from './workspace-policy';
 
 export type ProxyState = 'stopped' | 'starting' | 'running' | 'error';
@@ -68,10 +68,17 @@ function baseView(m: StatusModel): StatusView {
   }
 }
 
+/** True when a session ended because an upstream refused our credentials (by its code, never its text), so the UI can offer to edit them. */
+export function isUpstreamAuthFailure(s: Pick<SessionInfo, 'outcomeCode'> | undefined): boolean {
+  return s?.outcomeCode === 'UPSTREAM_AUTH_FAILED';
+}
+
 /**
- * True when a session outcome says an upstream refused our credentials (the engine's UPSTREAM_AUTH_FAILED
- * messages), so the UI can offer to edit them.
+ * The configured upstream whose credentials a session's failure blames: the failover member that failed
+ * when it is configured by name, else the route's upstream (a chain, or the group holding a URL member).
+ * Names are compared whole: an upstream named `co` is not `corp`.
  */
-export function isUpstreamAuthFailure(outcome: string | undefined): boolean {
-  return outcome !== undefined && /\bupstream\b.*\b(rejected the (username\/password|credentials)|requires authentication|refused user id)/i.test(outcome);
+export function credentialFixTarget(s: Pick<SessionInfo, 'outcomeCode' | 'routeInfo' | 'failedMember'>, upstreamNames: readonly string[]): string | undefined {
+  if (!isUpstreamAuthFailure(s)) return undefined;
+  return [s.failedMember, s.routeInfo?.upstream].find((n): n is string => n !== undefined && upstreamNames.includes(n));
 }

@@ -11,7 +11,7 @@ import type { ListenerInfo } from '../ui/env';
 import { describeRoute } from '../ui/config-model';
 import { SECTION } from '../ui/setting-keys';
 import { ExtensionSettings, listenerChanged } from '../ui/settings';
-import { isUpstreamAuthFailure, ProxyState } from '../ui/status';
+import { credentialFixTarget, ProxyState } from '../ui/status';
 import { updateSetting } from './configuration';
 import { Disposables } from './disposable';
 import { channelLogger } from './log';
@@ -50,7 +50,8 @@ export class ProxyController extends Disposables {
     this.registry = new SessionRegistry(this.settings.keepClosedSessions);
     this.registry.on('close', (s) => {
       this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
-      if (isUpstreamAuthFailure(s.outcome) && s.route && s.outcome) this.offerCredentialFix(s.route, s.outcome);
+      const name = credentialFixTarget(s.info(), this.settings.upstreams.map((u) => u.name));
+      if (name !== undefined) this.offerCredentialFix(name, s.outcome ?? '');
     });
     this.register(
       vscode.workspace.onDidChangeConfiguration((e) => {
@@ -250,9 +251,8 @@ export class ProxyController extends Disposables {
     else if (pick === 'Show Log') this.log.show();
   }
 
-  private offerCredentialFix(route: string, outcome: string): void {
-    const name = this.settings.upstreams.find((u) => route.includes(u.name))?.name;
-    if (!name || this.warnedAuth.has(name)) return;
+  private offerCredentialFix(name: string, outcome: string): void {
+    if (this.warnedAuth.has(name)) return;
     this.warnedAuth.add(name);
     void vscode.window.showWarningMessage(`SOCKS Relay: upstream "${name}" rejected the credentials (${outcome}).`, 'Edit Credentials').then((pick) => {
       if (pick) void vscode.commands.executeCommand('socksRelay.upstream.edit', name);

@@ -224,7 +224,7 @@ class HttpConnection {
           session.close(`client went away: ${describeError(err)}`);
           return;
         }
-        const r = refusalStatus(dialRefusal(err, session.route));
+        const r = refusalStatus(dialRefusal(err, session));
         refuse(r.status, r.why, r.level);
       },
     );

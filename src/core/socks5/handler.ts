@@ -184,7 +184,7 @@ export class Socks5Connection implements Replier {
         this.session.close(`client went away: ${describeError(err)}`);
         return;
       }
-      this.refused(dialRefusal(err, this.session.route));
+      this.refused(dialRefusal(err, this.session));
     });
   }
 

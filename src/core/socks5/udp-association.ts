@@ -123,7 +123,7 @@ export class UdpAssociation {
     }
     const decision = this.ctx.router.decide(datagram.destination, { command: 'udp-associate', user: this.session.user });
     if (this.session.destination === undefined || this.session.route === undefined) {
-      this.session.update({ destination: formatEndpoint(datagram.destination), route: decision.route });
+      this.session.update({ destination: formatEndpoint(datagram.destination), route: decision.route, routeInfo: decision.info });
     }
     if (decision.action === 'block') {
       this.drop(`blocked by ${decision.route}`, datagram.destination);

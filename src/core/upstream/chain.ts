@@ -11,6 +11,7 @@ import type { BindHandle, BindOptions, Dialer, DialOptions, UdpOptions, UdpPath,
 import { connectTcp } from '../direct';
 import { describeError, ProxyError, Reply, replyForError } from '../errors';
 import { Logger, silentLogger } from '../log';
+import { markFailure, meansUnreachable } from '../outcome';
 import type { CommandName } from '../socks5/protocol';
 import { driverSupports, HopDriver, NO_ADDRESS } from './driver';
 import { hopDriver, udpDriverTitles } from './drivers';
@@ -101,12 +102,17 @@ export class ChainDialer implements Dialer {
     // Between reads (e.g. while a socks5:// hop resolves a name) nothing else listens for errors: keep them from crashing us.
     const guard = (): void => undefined;
     const guarded: Socket[] = [];
+    // The hop being set up, for the outcome's failedHop: the first until it is reached, then each in turn.
+    let at = 0;
+    let asking = false;
     try {
       socket = await this.connectFirst(dl.signal);
       guarded.push(socket.on('error', guard));
       let bound = NO_ADDRESS;
       for (let i = 0; i < this.hops.length; i++) {
         const hop = this.hops[i];
+        at = i;
+        asking = false;
         if (hop.tls) {
           socket = await startTls(socket, hop, dl.signal);
           guarded.push(socket.on('error', guard));
@@ -116,12 +122,16 @@ export class ChainDialer implements Dialer {
         const driver = this.drivers[i];
         const asked = last ? command : 'connect';
         if (!driverSupports(driver, asked)) throw new ProxyError('BAD_COMMAND', `${driver.title} upstream ${hopLabel(hop)} cannot do ${commandText[asked]}`, Reply.COMMAND_NOT_SUPPORTED);
+        asking = true;
         bound = await driver.handshake(socket, hop, asked, next, dl.signal);
       }
       return { socket, bound };
     } catch (caught) {
       socket?.destroy();
       const err: unknown = dl.signal.aborted ? dl.signal.reason : caught;
+      // A middle hop that could not reach the next one (refused, unreachable): the next hop is the one that failed.
+      const failed = asking && at < this.hops.length - 1 && meansUnreachable(caught) ? at + 1 : at;
+      markFailure(err, { hop: { index: failed, label: hopLabel(this.hops[failed]) } });
       if (err instanceof ProxyError && err.code === 'UPSTREAM_AUTH_FAILED') this.logger.warn(`upstream authentication failed: ${err.message}`);
       throw err;
     } finally {

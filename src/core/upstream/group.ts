@@ -4,6 +4,7 @@ import type { Endpoint } from '../address';
 import type { BindHandle, BindOptions, Dialer, DialOptions, UdpOptions, UdpPath, UdpReceiver } from '../dialer';
 import { describeError, ProxyError, Reply, replyForError } from '../errors';
 import { Logger, silentLogger } from '../log';
+import { failurePlace, markFailure } from '../outcome';
 
 export class FailoverDialer implements Dialer {
   readonly label: string;
@@ -36,7 +37,7 @@ export class FailoverDialer implements Dialer {
 
   private async attempt<T>(what: string, options: DialOptions, run: (member: Dialer) => Promise<T> | undefined): Promise<T> {
     const { signal } = options;
-    const failures: { member: Dialer; error: unknown }[] = [];
+    const failures: { member: Dialer; name: string; error: unknown }[] = [];
     for (const [i, member] of this.members.entries()) {
       if (signal.aborted) break;
       const pending = run(member);
@@ -48,7 +49,7 @@ export class FailoverDialer implements Dialer {
         return result;
       } catch (err) {
         if (signal.aborted) throw err;
-        failures.push({ member, error: err });
+        failures.push({ member, name: this.memberNames[i], error: err });
         this.logger.warn(`${this.name}: ${what} through ${member.label} failed: ${describeError(err)}`);
       }
     }
@@ -58,6 +59,9 @@ export class FailoverDialer implements Dialer {
     }
     const summary = failures.map((f) => `${f.member.label}: ${describeError(f.error)}`).join('; ');
     const code = last.error instanceof ProxyError ? last.error.code : 'UPSTREAM_FAILED';
-    throw new ProxyError(code, `every member of ${this.name} failed: ${summary}`, replyForError(last.error), { cause: last.error });
+    const err = new ProxyError(code, `every member of ${this.name} failed: ${summary}`, replyForError(last.error), { cause: last.error });
+    // The code is the last member's, so the place is too: its hop, and its name (what "Edit Credentials" opens).
+    markFailure(err, { hop: failurePlace(last.error)?.hop, member: last.name });
+    throw err;
   }
 }
