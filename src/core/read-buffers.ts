@@ -250,7 +250,9 @@ function runSelfCheck(): Promise<string | undefined> {
       };
       s.on('data', onHead);
     });
-    server.listen(0, '127.0.0.1', () => {
+    // exclusive: in a cluster worker (--workers) a plain listen(0) would share the primary's handle for
+    // 127.0.0.1:0 with the proxy's own listener, and the check would accept the proxy's clients.
+    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
       const { port } = server.address() as net.AddressInfo;
       client = net.connect(port, '127.0.0.1');
       client.on('error', (err) => finish(`loopback client: ${err.message}`));
