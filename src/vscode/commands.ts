@@ -1,8 +1,9 @@
 import * as vscode from 'vscode';
-import { describeError, ProxyError } from '../core/errors';
+import { describeError } from '../core/errors';
 import { parseMatch } from '../core/rules';
-import { hopTakesPassword, parseUpstreamUrl, redactUrl, UpstreamSpec, urlTakesPassword } from '../core/upstream/url';
-import { hopUrls, withPassword } from '../ui/routing-config';
+import { hopTakesPassword, redactUrl } from '../core/upstream/url';
+import { parseHop, splitChain, splitSecrets, validateChain } from '../ui/upstream-input';
+import { hopUrls } from '../ui/routing-config';
 import { upstreamUrlText } from '../ui/config-model';
 import { proxyUrl } from '../ui/env';
 import { SECTION, SettingKey, settingId } from '../ui/setting-keys';
@@ -27,63 +28,6 @@ function upstreamName(arg: unknown): string | undefined {
 function ruleIndex(arg: unknown): number | undefined {
   if (typeof arg === 'number') return arg;
   return isNode(arg, 'rule') ? arg.index : undefined;
-}
-
-/** Splits "url1, url2" or "url1 -> url2" into hops. */
-function splitChain(text: string): string[] {
-  return text
-    .split(/\s*(?:,|->|→|\s)\s*/)
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-/**
- * Parses a hop URL that may name a user without a password: the password is asked for in the next
- * step and kept in secret storage, so the URL is checked as if it carried one.
- */
-function parseHop(url: string): { spec: UpstreamSpec; inlinePassword: string | undefined } {
-  let inline: string | undefined;
-  try {
-    const u = new URL(url.trim());
-    inline = u.password !== '' ? decodeURIComponent(u.password) : undefined;
-  } catch {
-    // parseUpstreamUrl reports what is wrong with it
-  }
-  const takesPassword = urlTakesPassword(url);
-  const spec = parseUpstreamUrl(inline === undefined && takesPassword ? withPassword(url, 'placeholder') : url);
-  return { spec, inlinePassword: inline };
-}
-
-function validateChain(text: string): string | undefined {
-  const hops = splitChain(text);
-  if (hops.length === 0) return 'Enter an upstream URL, e.g. socks5h://proxy.example:1080 (several, separated by commas, make a chain)';
-  for (const h of hops) {
-    try {
-      const { spec } = parseHop(h);
-      if (spec.kind === 'direct' && hops.length > 1) return '"direct" cannot be part of a chain';
-    } catch (err) {
-      return err instanceof ProxyError ? err.message : describeError(err);
-    }
-  }
-  return undefined;
-}
-
-/** Removes the password from each hop URL; returns the bare URLs and the passwords by hop. */
-function splitSecrets(hops: string[]): { urls: string[]; passwords: (string | undefined)[] } {
-  const urls: string[] = [];
-  const passwords: (string | undefined)[] = [];
-  for (const h of hops) {
-    const { inlinePassword } = parseHop(h);
-    if (inlinePassword !== undefined) {
-      const u = new URL(h.trim());
-      u.password = '';
-      urls.push(u.toString().replace(/\/$/, ''));
-    } else {
-      urls.push(h.trim());
-    }
-    passwords.push(inlinePassword);
-  }
-  return { urls, passwords };
 }
 
 export function registerCommands(context: vscode.ExtensionContext, controller: ProxyController, sessions: SessionsView, log: vscode.LogOutputChannel): void {
