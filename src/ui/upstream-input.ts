@@ -1,6 +1,7 @@
 /** The Add/Edit Upstream input: a typed chain of hop URLs, validated as you type, with passwords split off. Pure. */
 import { describeError, ProxyError } from '../core/errors';
 import { parseUpstreamUrl, UpstreamSpec, urlTakesPassword } from '../core/upstream/url';
+import { upstreamSchemes } from '../core/upstream/drivers';
 import { withPassword } from './routing-config';
 
 /** Splits "url1, url2" or "url1 -> url2" into hops. */
@@ -58,4 +59,11 @@ export function splitSecrets(hops: string[]): { urls: string[]; passwords: (stri
     passwords.push(inlinePassword);
   }
   return { urls, passwords };
+}
+
+/** The URL step's prompt, naming every registered upstream scheme (a new hop driver shows up here too). */
+export function upstreamUrlPrompt(): string {
+  const schemes = upstreamSchemes().map((x) => `${x}://`);
+  const list = schemes.length > 1 ? `${schemes.slice(0, -1).join(', ')} or ${schemes[schemes.length - 1]}` : (schemes[0] ?? '');
+  return `Upstream URL: ${list}. Several separated by commas make a chain.`;
 }

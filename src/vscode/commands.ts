@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { describeError } from '../core/errors';
 import { parseMatch } from '../core/rules';
 import { hopTakesPassword, redactUrl } from '../core/upstream/url';
-import { parseHop, splitChain, splitSecrets, validateChain } from '../ui/upstream-input';
+import { parseHop, splitChain, splitSecrets, upstreamUrlPrompt, validateChain } from '../ui/upstream-input';
 import { hopUrls } from '../ui/routing-config';
 import { upstreamUrlText } from '../ui/config-model';
 import { proxyUrl } from '../ui/env';
@@ -65,7 +65,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
       title,
       step: 2,
       totalSteps: 3,
-      prompt: 'Upstream URL: socks5://, socks5h://, socks4://, socks4a://, http:// or https://. Several separated by commas make a chain.',
+      prompt: upstreamUrlPrompt(),
       value: existing ? hopUrls(existing).join(', ') : '',
       placeholder: 'socks5h://user@proxy.example:1080',
       validate: validateChain,
