@@ -22,6 +22,7 @@ const AUTH_PASSWORD = 'e2e-s3cret-Pw';
 let cs;
 let browser;
 let page;
+let home;
 const { shot, statusText, waitFor, viewRows } = workbench(() => page);
 
 async function viewText(title) {
@@ -75,6 +76,13 @@ before(async () => {
   });
   const workspaceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'socks-relay-e2e-ws-'));
   fs.writeFileSync(path.join(workspaceDir, 'README.md'), '# e2e workspace\n');
+  // A user whose .bashrc rewrites whatever proxy it finds (as some login scripts do): the relay's variables must
+  // still win in its terminals, so they are applied again after the rc files (shell integration).
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'socks-relay-e2e-home-'));
+  fs.writeFileSync(
+    path.join(home, '.bashrc'),
+    'if [ -n "$ALL_PROXY" ]; then export ALL_PROXY=socks5h://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 http_proxy=http://127.0.0.1:9; fi\n',
+  );
   cs = await startCodeServer({
     port: CS_PORT,
     vsixPath: VSIX,
@@ -84,7 +92,7 @@ before(async () => {
       'terminal.integrated.defaultProfile.linux': 'bash',
       'workbench.colorTheme': 'Default Dark Modern',
     },
-    env: { ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+    env: { HOME: home, ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
   });
   browser = await launchBrowser();
   page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });
@@ -96,6 +104,7 @@ after(async () => {
   await cs?.stop();
   web?.close();
   authUpstream?.kill();
+  if (home) fs.rmSync(home, { recursive: true, force: true });
 });
 
 test('the status bar shows the proxy as off after startup', async () => {
