@@ -60,8 +60,10 @@ export function admit(ctx: ConnectionContext, session: Session, destination: End
   const decision = ctx.router.decide(destination, route);
   // One 'change' event for command, destination, route and state.
   session.update({ command, destination: formatEndpoint(destination), route: decision.route, routeInfo: decision.info, state: 'connecting' });
-  if (decision.action === 'block') session.failed({ kind: 'refused', code: 'BLOCKED' });
-  if (decision.action === 'block') return { stage: 'blocked', route: decision.route, code: 'BLOCKED', reply: Reply.NOT_ALLOWED, message: `blocked by ${decision.route}` };
+  if (decision.action === 'block') {
+    session.failed({ kind: 'refused', code: 'BLOCKED' });
+    return { stage: 'blocked', route: decision.route, code: 'BLOCKED', reply: Reply.NOT_ALLOWED, message: `blocked by ${decision.route}` };
+  }
   return { dialer: decision.dialer };
 }
 

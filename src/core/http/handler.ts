@@ -43,7 +43,11 @@ function reasonPhrase(status: number): string {
 
 /** 504 for timeouts, 502 for every other failure to reach the target or an upstream. */
 export function statusForDialError(err: unknown): 502 | 504 {
-  return replyForError(err) === Reply.TTL_EXPIRED ? 504 : 502;
+  return statusForReply(replyForError(err));
+}
+
+function statusForReply(reply: number): 502 | 504 {
+  return reply === Reply.TTL_EXPIRED ? 504 : 502;
 }
 
 /** Registered for every first byte that is not SOCKS: serves the connection as an HTTP proxy. */
@@ -201,7 +205,6 @@ class HttpConnection {
       return;
     }
     const dest = endpoint(parsed.host, parsed.port);
-    session.update({ destination: formatEndpoint(dest), state: 'connecting' });
     const admitted = admit(this.ctx, session, dest, { command: 'http', user: session.user });
     if (isRefusal(admitted)) {
       const r = refusalStatus(admitted);
@@ -267,8 +270,7 @@ class HttpConnection {
     preq.on('error', (err) => {
       if (finished) return;
       if (!res.headersSent) {
-        const status = (err as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? 504 : 502;
-        refuse(status, `${describeError(err)} (via ${session.route})`, 'warn');
+        refuse(statusForDialError(err), `${describeError(err)} (via ${session.route})`, 'warn');
         finished = true;
       } else {
         this.ctx.logger.warn(`${tag}: ${req.method ?? '?'} ${session.destination}: target failed mid-response: ${describeError(err)}`);
@@ -338,7 +340,7 @@ function refusalStatus(r: Refusal): { status: number; why: string; level: 'info'
     case 'blocked':
       return { status: 403, why: r.message, level: 'info' };
     case 'dial':
-      return { status: r.reply === Reply.TTL_EXPIRED ? 504 : 502, why: `${r.message} (via ${r.route})`, level: 'warn' };
+      return { status: statusForReply(r.reply), why: `${r.message} (via ${r.route})`, level: 'warn' };
   }
 }
 
