@@ -4,6 +4,7 @@
  * them without import circles.
  */
 import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Endpoint } from './address';
 import type { CancelSignal } from './cancel';
 import type { RouteInfo } from './route-info';
@@ -50,11 +51,26 @@ export interface UdpOptions extends DialOptions {
   onDrop?: UdpDropListener;
 }
 
+/**
+ * What a route's dial gives: a connected byte stream that counts what crosses it (a net.Socket, or a
+ * tunnel's stream). The counters drive the session's figures and idle detection; the local address is
+ * the BND.ADDR/PORT of a CONNECT reply.
+ */
+export type OutboundStream = Duplex & {
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  readonly remoteAddress?: string | undefined;
+  /** Calls back after this long without activity (a socket's and an HTTP/2 stream's setTimeout). */
+  setTimeout(ms: number, callback?: () => void): unknown;
+};
+
 /** Opens an outbound TCP stream to a destination, directly or through upstreams. */
 export interface Dialer {
   /** Human-readable route, e.g. "direct" or "socks5://proxy:1080". Never contains secrets. */
   readonly label: string;
-  dial(destination: Endpoint, options: DialOptions): Promise<net.Socket>;
+  dial(destination: Endpoint, options: DialOptions): Promise<OutboundStream>;
   /** BIND support; dialers without it make the server reply X'07'. */
   bind?(destination: Endpoint, options: BindOptions): Promise<BindHandle>;
   /** UDP support; dialers without it make the server reply X'07'. */

@@ -49,7 +49,9 @@ export type ProxyErrorCode =
   | 'UPSTREAM_AUTH_FAILED'
   | 'BAD_UPSTREAM_URL'
   | 'BAD_RULE'
-  | 'PROTOCOL_ERROR';
+  | 'PROTOCOL_ERROR'
+  /** The egress route (this computer, through the tunnel) has no agent connected, or the agent failed. */
+  | 'EGRESS_UNAVAILABLE';
 
 /** An error with a stable code and the SOCKS reply it maps to. */
 export class ProxyError extends Error {

@@ -3,11 +3,11 @@
  * BIND) → reply → relay, with the client's early bytes and EOF delivered by the relay. A front end only
  * parses its protocol into a ProxyRequest and renders the outcome through its Replier.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Endpoint, endpointOfSocket, formatEndpoint, normalizeIp } from './address';
 import { Cancellation } from './cancel';
 import type { ConnectionContext } from './context';
-import type { Dialer, RouteContext } from './dialer';
+import type { Dialer, OutboundStream, RouteContext } from './dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyForError } from './errors';
 import { failureOf } from './outcome';
 import type { Session } from './registry';
@@ -150,14 +150,14 @@ class InFlight {
     this.relay(peerSocket);
   }
 
-  private gone(outbound: Socket, outcome: string): boolean {
+  private gone(outbound: Duplex, outcome: string): boolean {
     if (!this.client.destroyed) return false;
     outbound.destroy();
     this.session.close(outcome);
     return true;
   }
 
-  private relay(target: Socket): void {
+  private relay(target: OutboundStream): void {
     // From here the relay owns both sockets; nothing keeps this object alive for the session's lifetime.
     this.client.off('close', this.onClose);
     if (this.ctx.logger.debugEnabled !== false) this.replier.relaying?.();

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { OutboundStream } from './dialer';
 import type { Duplex } from 'node:stream';
 import type { ConnectionContext } from './context';
 import { describeError } from './errors';
@@ -26,7 +26,7 @@ export interface RelayOptions {
  * - Memory: a session is a Relay and two Pumps; the event listeners are shared functions that find them
  *   through the socket (`this`), not closures per session. Returns what closes the session.
  */
-export function relay(client: Duplex, target: Socket, options: RelayOptions, early?: Buffer): SessionCloser {
+export function relay(client: Duplex, target: OutboundStream, options: RelayOptions, early?: Buffer): SessionCloser {
   const r = new Relay(client, target, options);
   (client as Tagged)[kRelay] = r;
   (target as Tagged)[kRelay] = r;
@@ -59,7 +59,7 @@ class Relay implements SessionCloser {
   constructor(
     readonly client: Duplex,
     /** Always a socket the route dialled: its byte counters drive the session's counts and idle detection. */
-    readonly target: Socket,
+    readonly target: OutboundStream,
     readonly options: RelayOptions,
   ) {
     this.up = new Pump(client, target);
@@ -266,7 +266,7 @@ function idleWatch(idleMs: number): Set<Relay> {
  * Puts an established session on the relay: bytes that arrived glued to the request go first, the
  * session counts what crosses `target`, and it closes (with the failure, if any) when both sides have.
  */
-export function relaySession(client: Duplex, target: Socket, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>): void {
+export function relaySession(client: Duplex, target: OutboundStream, leftover: Buffer, session: Session, ctx: Pick<ConnectionContext, 'options' | 'logger'>): void {
   session.track(target);
   session.update({ state: 'open' });
   // Not unshift(): after an early FIN the client's stream has ended and unshift() would throw.

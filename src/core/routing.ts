@@ -29,6 +29,8 @@ import { FailoverDialer } from './upstream/group';
 import { hopLabel } from './upstream/hop';
 import { RouteInfo, routeInfo } from './route-info';
 import { parseChain, redactUrl } from './upstream/url';
+import { EGRESS_ROUTE, EgressDialer, isEgressRoute } from './egress/dialer';
+import type { EgressEndpoint } from './egress/endpoint';
 
 export interface UpstreamConfig {
   name: string;
@@ -50,9 +52,11 @@ export interface RoutingConfig {
 export interface RouterOptions {
   connectTimeoutMs?: number;
   logger?: Logger;
+  /** The egress tunnel's endpoint: the route "egress" (this computer) goes through it. */
+  egress?: EgressEndpoint;
 }
 
-const RESERVED = new Set(['direct', 'block']);
+const RESERVED = new Set(['direct', 'block', EGRESS_ROUTE]);
 
 function badConfig(where: string, why: string): ProxyError {
   return new ProxyError('BAD_RULE', `${where}: ${why}`);
@@ -118,6 +122,8 @@ export class RuleRouter implements Router {
   private readonly rules: readonly CompiledRule[];
   private readonly named = new Map<string, Dialer>();
   private readonly direct: DirectDialer;
+  /** Set when an upstream, rule or the default goes through this computer. */
+  private egress: EgressDialer | undefined;
   private readonly decisions: RouteDecision[];
   private readonly defaultDecision: RouteDecision;
 
@@ -128,11 +134,19 @@ export class RuleRouter implements Router {
     const upstreams = config.upstreams ?? [];
     const byName = new Map<string, UpstreamConfig>();
     for (const u of upstreams) {
-      if (RESERVED.has(u.name)) throw badConfig(`upstream "${u.name}"`, '"direct" and "block" are reserved names');
+      if (RESERVED.has(u.name)) throw badConfig(`upstream "${u.name}"`, '"direct", "block" and "egress" are reserved names');
       if (byName.has(u.name)) throw badConfig(`upstream "${u.name}"`, 'defined twice');
       byName.set(u.name, u);
     }
+    const egressDialer = (where: string): EgressDialer => {
+      if (!options.egress) throw badConfig(where, 'the route "egress" (this computer) needs the egress tunnel: run with --egress-listen, or use it from a remote window');
+      return (this.egress ??= new EgressDialer(options.egress));
+    };
     const fromUrls = (name: string, urls: readonly string[]): Dialer => {
+      if (urls.some(isEgressRoute)) {
+        if (urls.length !== 1) throw badConfig(`upstream "${name}"`, 'egress:// (this computer) cannot be part of a chain');
+        return egressDialer(`upstream "${name}"`);
+      }
       let hops;
       try {
         hops = parseChain(urls);
@@ -150,6 +164,7 @@ export class RuleRouter implements Router {
       if (!u.failover) continue;
       const members = u.failover.map((m) => {
         if (m === 'direct') return this.direct;
+        if (isEgressRoute(m)) return egressDialer(`upstream "${u.name}"`);
         const known = this.named.get(m);
         if (known) return known;
         if (byName.get(m)?.failover) throw badConfig(`upstream "${u.name}"`, `failover member "${m}" is itself a failover group`);
@@ -164,6 +179,10 @@ export class RuleRouter implements Router {
       if (action === 'block' || action === 'direct') {
         const info = routeInfo(rule, action, undefined, []);
         return action === 'block' ? { action, route: info.text, info } : { action: 'dial', dialer: this.direct, route: info.text, info };
+      }
+      if (isEgressRoute(action)) {
+        const info = routeInfo(rule, EGRESS_ROUTE, EGRESS_ROUTE, []);
+        return { action: 'dial', dialer: egressDialer(where), route: info.text, info };
       }
       const dialer = this.named.get(action);
       if (!dialer) {
@@ -185,7 +204,13 @@ export class RuleRouter implements Router {
 
   /** The dialer for an upstream name ("direct" included), e.g. for a health check. */
   dialer(name: string): Dialer | undefined {
+    if (isEgressRoute(name)) return this.egress;
     return name === 'direct' ? this.direct : this.named.get(name);
+  }
+
+  /** Whether any route goes out through the egress tunnel (the listener must then require credentials). */
+  get usesEgress(): boolean {
+    return this.egress !== undefined;
   }
 
   upstreamNames(): string[] {

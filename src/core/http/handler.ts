@@ -10,8 +10,8 @@
  * entry point that VS Code patches), and bodies are piped both ways, so nothing is buffered whole.
  */
 import * as http from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { OutboundStream } from '../dialer';
 import { endpoint, formatEndpoint, normalizeIp } from '../address';
 import { anonymousAllowed, checkCredentials, credentialsChecked } from '../auth';
 import type { ConnectionContext, ProtocolHandler } from '../context';
@@ -237,7 +237,7 @@ class HttpConnection {
     req: http.IncomingMessage,
     res: http.ServerResponse,
     target: HttpTarget,
-    upstream: Socket,
+    upstream: OutboundStream,
     session: Session,
     tag: string,
     expectContinue: boolean,

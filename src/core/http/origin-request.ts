@@ -9,6 +9,7 @@
  */
 import { ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export interface OriginRequestOptions {
   method: string;
@@ -17,14 +18,14 @@ export interface OriginRequestOptions {
   headers: string[];
 }
 
-export function requestOver(socket: Socket, options: OriginRequestOptions): ClientRequest {
-  const req = new ClientRequest({ method: options.method, path: options.path, headers: options.headers, setHost: false, createConnection: () => socket });
+export function requestOver(socket: Duplex, options: OriginRequestOptions): ClientRequest {
+  const req = new ClientRequest({ method: options.method, path: options.path, headers: options.headers, setHost: false, createConnection: () => socket as Socket });
   // A dialer hands the socket over paused (its handshake reader stopped it), and node:http only adds a
   // 'data' listener, which does not restart a paused stream: the response would never be read.
   req.once('socket', resumeSocket);
   return req;
 }
 
-function resumeSocket(socket: Socket): void {
+function resumeSocket(socket: Duplex): void {
   socket.resume();
 }

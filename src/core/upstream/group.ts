@@ -1,7 +1,6 @@
 /** Failover: try each member in order until one connects. */
-import type { Socket } from 'node:net';
 import type { Endpoint } from '../address';
-import type { BindHandle, BindOptions, Dialer, DialOptions, UdpOptions, UdpPath, UdpReceiver } from '../dialer';
+import type { BindHandle, BindOptions, Dialer, DialOptions, OutboundStream, UdpOptions, UdpPath, UdpReceiver } from '../dialer';
 import { describeError, ProxyError, Reply, replyForError } from '../errors';
 import { Logger, silentLogger } from '../log';
 import { failurePlace, markFailure } from '../outcome';
@@ -23,7 +22,7 @@ export class FailoverDialer implements Dialer {
     this.memberNames = memberNames ?? members.map((m) => m.label);
   }
 
-  dial(destination: Endpoint, options: DialOptions): Promise<Socket> {
+  dial(destination: Endpoint, options: DialOptions): Promise<OutboundStream> {
     return this.attempt('connect', options, (m) => m.dial(destination, options));
   }
 
