@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ProxyServer } from './core/server';
 import { formatBytes, formatDuration } from './core/format';
-import { Logger } from './core/log';
+import { Level, levels, makeLogger } from './cli-log';
 import { formatEndpoint } from './core/address';
 import { describeError } from './core/errors';
 import { readFileSync } from 'node:fs';
@@ -9,6 +9,9 @@ import { buildRouter, cliRoutingConfig, RuleRouter } from './core/routing';
 import { redactUrl } from './core/upstream/url';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULTS } from './core/defaults';
 import cluster from 'node:cluster';
+import { EgressEndpoint } from './core/egress/endpoint';
+import { EGRESS_TOKEN_ENV, randomToken, validToken } from './core/egress/protocol';
+import { runEgressAgent } from './egress-agent-cli';
 
 /** CLI-only defaults; the engine's come from core/defaults.ts. */
 const DEFAULT_LOG_LEVEL = 'info';
@@ -32,22 +35,21 @@ Options:
                          http://, https://, direct); repeat it for a chain, in order. It is the default route.
   --rules FILE           routing rules and named upstreams as JSON (see README "Upstreams and routing rules");
                          re-read on SIGHUP
+  --egress-listen HOST:PORT
+                         open the egress tunnel's endpoint here (loopback; port 0 picks one) for the route
+                         egress:// (this computer): an agent on your computer connects to it through a port
+                         forward (socks-relay egress-agent). The secret comes from ${EGRESS_TOKEN_ENV}, or is
+                         generated and printed with the agent's command. While a route goes through it the
+                         listener requires a username and password (generated for the run unless --user).
   --workers N            serve from N processes (node:cluster, the kernel spreads connections; each process
                          has its own session limit and log of sessions) (default ${DEFAULT_WORKERS})
   -h, --help             show this help
+
+Commands:
+  socks-relay egress-agent --connect URL
+                         the other end of the egress tunnel: run it on the computer whose network the
+                         remote relay should use (see socks-relay egress-agent --help)
 `;
-
-const levels = ['debug', 'info', 'warn', 'error'] as const;
-type Level = (typeof levels)[number];
-
-function makeLogger(min: Level): Logger {
-  const at = levels.indexOf(min);
-  const line = (level: Level) => (message: string) => {
-    if (levels.indexOf(level) < at) return;
-    process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${message}\n`);
-  };
-  return { debugEnabled: at === 0, debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
-}
 
 function fail(message: string): never {
   process.stderr.write(`socks-relay: ${message}\n\n${USAGE}`);
@@ -62,6 +64,10 @@ function intOption(value: string | undefined, name: string, fallback: number, mi
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'egress-agent') {
+    await runEgressAgent(process.argv.slice(3));
+    return;
+  }
   let values;
   try {
     ({ values } = parseArgs({
@@ -78,6 +84,7 @@ async function main(): Promise<void> {
         upstream: { type: 'string', multiple: true },
         rules: { type: 'string' },
         workers: { type: 'string' },
+        'egress-listen': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -96,9 +103,21 @@ async function main(): Promise<void> {
   }
   const level = (values['log-level'] ?? DEFAULT_LOG_LEVEL) as Level;
   if (!levels.includes(level)) fail(`--log-level must be one of ${levels.join(', ')}`);
-  const password = values.pass ?? process.env.SOCKS_RELAY_PASS;
-  if ((values.user === undefined) !== (password === undefined)) fail('--user and --pass go together');
+  let password = values.pass ?? process.env.SOCKS_RELAY_PASS;
+  let user = values.user;
+  if ((user === undefined) !== (password === undefined)) fail('--user and --pass go together');
   const logger = makeLogger(level);
+  let egress: EgressEndpoint | undefined;
+  let egressToken: string | undefined;
+  if (values['egress-listen'] !== undefined) {
+    if (workers > 1) fail('--egress-listen serves one agent: it cannot be combined with --workers');
+    const where = parseHostPort(values['egress-listen']);
+    if (!where) fail('--egress-listen must be HOST:PORT, e.g. 127.0.0.1:0');
+    const fromEnv = process.env[EGRESS_TOKEN_ENV];
+    if (fromEnv !== undefined && !validToken(fromEnv)) fail(`${EGRESS_TOKEN_ENV} must be at least 16 characters of A-Z, a-z, 0-9, "-" and "_"`);
+    egressToken = fromEnv ?? randomToken();
+    egress = new EgressEndpoint({ host: where.host, port: where.port, token: egressToken, logger, connectTimeoutMs: DEFAULTS.connectTimeoutMs });
+  }
   const rulesFile = values.rules;
   const loadRouter = (): RuleRouter => {
     let fileConfig: unknown;
@@ -109,7 +128,7 @@ async function main(): Promise<void> {
         throw new Error(`--rules ${rulesFile}: ${redactUrl(describeError(err))}`, { cause: err });
       }
     }
-    return buildRouter(cliRoutingConfig(values.upstream ?? [], fileConfig), { connectTimeoutMs: DEFAULTS.connectTimeoutMs, logger });
+    return buildRouter(cliRoutingConfig(values.upstream ?? [], fileConfig), { connectTimeoutMs: DEFAULTS.connectTimeoutMs, logger, ...(egress ? { egress } : {}) });
   };
   // Without --upstream/--rules the server keeps its built-in direct router (route "direct").
   let router: RuleRouter | undefined;
@@ -118,11 +137,18 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(redactUrl(err instanceof Error ? err.message : String(err)));
   }
+  // Other users of a shared remote host must not reach this computer's network through the relay.
+  let generated = false;
+  if (router?.usesEgress && user === undefined) {
+    user = 'relay';
+    password = randomToken(18);
+    generated = true;
+  }
   const server = new ProxyServer(
     {
       host: values.host ?? DEFAULTS.host,
       port: intOption(values.port, 'port', DEFAULTS.port, 0, 65535),
-      users: values.user !== undefined && password !== undefined ? [{ username: values.user, password }] : [],
+      users: user !== undefined && password !== undefined ? [{ username: user, password }] : [],
       maxSessions: intOption(values['max-sessions'], 'max-sessions', DEFAULTS.maxSessions, 1),
       idleTimeoutMs: intOption(values['idle-timeout'], 'idle-timeout', DEFAULT_IDLE_TIMEOUT_SECONDS, 0) * 1000,
       socks4: !values['no-socks4'],
@@ -137,6 +163,7 @@ async function main(): Promise<void> {
     process.on('SIGHUP', () => {
       try {
         const next = loadRouter();
+        if (next.usesEgress && user === undefined) throw new Error('the new rules route through egress://, which needs the listener to require credentials: restart with them');
         server.setRouter(next);
         logger.info(`SIGHUP: reloaded ${rulesFile}: ${next.summary()}`);
       } catch (err) {
@@ -150,6 +177,7 @@ async function main(): Promise<void> {
   });
   let address;
   try {
+    if (egress) await egress.listen();
     address = await server.listen();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -157,7 +185,18 @@ async function main(): Promise<void> {
   }
   const where = formatEndpoint({ host: address.address, port: address.port });
   // With --workers every process listens on the same port; one line is enough.
-  if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(`SOCKS Relay listening on ${where} (socks5://${where}${server.options.http ? `, http://${where}` : ''})${values.user ? ' with username/password authentication' : ''}\n`);
+  if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(`SOCKS Relay listening on ${where} (socks5://${where}${server.options.http ? `, http://${where}` : ''})${user !== undefined ? ' with username/password authentication' : ''}\n`);
+  if (generated && user !== undefined && password !== undefined) {
+    // On stdout (for the user to copy), never in the log.
+    const auth = `${user}:${password}@${where}`;
+    process.stdout.write(`Credentials generated for this run (routes go through this computer): ALL_PROXY=socks5h://${auth} HTTPS_PROXY=http://${auth}\n`);
+  }
+  const egressAddress = egress?.address();
+  if (egress && egressAddress) {
+    const at = formatEndpoint({ host: egressAddress.address, port: egressAddress.port });
+    const secret = process.env[EGRESS_TOKEN_ENV] !== undefined ? `"$${EGRESS_TOKEN_ENV}"` : egressToken;
+    process.stdout.write(`Egress endpoint on ${at}. Forward that port to your computer and run there:\n  ${EGRESS_TOKEN_ENV}=${secret} socks-relay egress-agent --connect http://FORWARDED-ADDRESS/\n  (for a forward to the same port: --connect http://${at}/)\n`);
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     // A second Ctrl-C forces the exit; a worker ignores it, since Ctrl-C reaches it both from the
@@ -166,10 +205,17 @@ async function main(): Promise<void> {
     if (stopping) process.exit(1);
     stopping = true;
     logger.info(`${signal}: shutting down`);
-    void server.close().then(() => process.exit(0));
+    void Promise.all([server.close(), egress?.close()]).then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** HOST:PORT, [v6]:PORT; the port may be 0. */
+function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m || Number(m[3]) > 65535) return undefined;
+  return { host: m[1] ?? m[2], port: Number(m[3]) };
 }
 
 /** --workers N: forks N copies of this CLI sharing the listening socket; the kernel hands out the connections. */
