@@ -21,6 +21,7 @@ const common = {
 async function main() {
   const contexts = await Promise.all([
     esbuild.context({ ...common, entryPoints: ['src/vscode/extension.ts'], outfile: 'dist/extension.js', external: ['vscode', 'bufferutil', 'utf-8-validate'] }),
+    esbuild.context({ ...common, entryPoints: ['src/companion/extension.ts'], outfile: 'companion/dist/extension.js', external: ['vscode', 'bufferutil', 'utf-8-validate'] }),
     esbuild.context({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', external: ['bufferutil', 'utf-8-validate'], banner: { js: '#!/usr/bin/env node' } }),
   ]);
   if (watch) {

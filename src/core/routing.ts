@@ -52,8 +52,11 @@ export interface RoutingConfig {
 export interface RouterOptions {
   connectTimeoutMs?: number;
   logger?: Logger;
-  /** The egress tunnel's endpoint: the route "egress" (this computer) goes through it. */
-  egress?: EgressEndpoint;
+  /**
+   * The egress tunnel's endpoint: the route "egress" (this computer) goes through it. 'direct' where the
+   * relay already runs on the user's computer (a local VS Code window): there the route is the direct one.
+   */
+  egress?: EgressEndpoint | 'direct';
 }
 
 const RESERVED = new Set(['direct', 'block', EGRESS_ROUTE]);
@@ -127,7 +130,10 @@ export class RuleRouter implements Router {
   private readonly decisions: RouteDecision[];
   private readonly defaultDecision: RouteDecision;
 
-  constructor(config: RoutingConfig, options: RouterOptions = {}) {
+  constructor(
+    config: RoutingConfig,
+    private readonly options: RouterOptions = {},
+  ) {
     const timeout = options.connectTimeoutMs ?? 10_000;
     const logger = options.logger ?? silentLogger;
     this.direct = new DirectDialer(timeout);
@@ -138,7 +144,8 @@ export class RuleRouter implements Router {
       if (byName.has(u.name)) throw badConfig(`upstream "${u.name}"`, 'defined twice');
       byName.set(u.name, u);
     }
-    const egressDialer = (where: string): EgressDialer => {
+    const egressDialer = (where: string): Dialer => {
+      if (options.egress === 'direct') return this.direct;
       if (!options.egress) throw badConfig(where, 'the route "egress" (this computer) needs the egress tunnel: run with --egress-listen, or use it from a remote window');
       return (this.egress ??= new EgressDialer(options.egress));
     };
@@ -204,7 +211,7 @@ export class RuleRouter implements Router {
 
   /** The dialer for an upstream name ("direct" included), e.g. for a health check. */
   dialer(name: string): Dialer | undefined {
-    if (isEgressRoute(name)) return this.egress;
+    if (isEgressRoute(name)) return this.egress ?? (this.options.egress === 'direct' ? this.direct : undefined);
     return name === 'direct' ? this.direct : this.named.get(name);
   }
 

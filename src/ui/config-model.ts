@@ -5,6 +5,8 @@ import type { ProxyState } from './status';
 import { SECTION } from './setting-keys';
 import type { InfoNode, RuleNode, UpstreamNode, ViewNode } from './view-node';
 import { describeValue, IgnoredSetting, IgnoreReason } from './workspace-policy';
+import { egressNode, EgressView } from './egress-model';
+import { isEgressRoute } from '../core/egress/dialer';
 
 export interface ConfigModelInput {
   settings: ExtensionSettings;
@@ -14,6 +16,10 @@ export interface ConfigModelInput {
   error?: string;
   /** Folder settings not in effect (see workspace-policy.ts). */
   ignored?: readonly IgnoredSetting[];
+  /** The route "This computer", in windows that have it (egress-model.ts). */
+  egress?: EgressView;
+  /** Credentials are required although auth is "none" (a route goes through this computer). */
+  credentialsForced?: boolean;
 }
 
 export function upstreamUrlText(u: UpstreamSetting): string {
@@ -24,6 +30,7 @@ export function upstreamUrlText(u: UpstreamSetting): string {
 const authText = { none: 'none', generated: 'per-run password', password: 'password' } as const;
 
 export function describeRoute(settings: ExtensionSettings): string {
+  if (isEgressRoute(settings.activeUpstream)) return 'this computer';
   return settings.activeUpstream === '' ? 'direct' : settings.activeUpstream;
 }
 
@@ -90,8 +97,11 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
         kind: 'info',
         id: 'listener.auth',
         label: 'Authentication',
-        description: s.auth === 'password' ? `password (user ${s.username})` : authText[s.auth],
-        icon: s.auth === 'none' ? 'unlock' : 'lock',
+        description: s.auth === 'password' ? `password (user ${s.username})` : input.credentialsForced && s.auth === 'none' ? 'per-run password · required by "This computer"' : authText[s.auth],
+        ...(input.credentialsForced && s.auth === 'none'
+          ? { tooltip: 'Authentication is off in the settings, but a route goes through this computer: other users of this host must not reach your computer\'s network, so terminals get per-run credentials.' }
+          : {}),
+        icon: s.auth === 'none' && !input.credentialsForced ? 'unlock' : 'lock',
         contextValue: 'listener.field',
       },
       { kind: 'info', id: 'listener.protocols', label: 'Protocols', description: protocols, icon: 'symbol-interface', contextValue: 'listener.field' },
@@ -125,7 +135,8 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
       contextValue: isActive ? 'upstream.active' : 'upstream',
     };
   });
-  const missing = active !== '' && !s.upstreams.some((u) => u.name === active);
+  const egress = input.egress ? [egressNode(input.egress, isEgressRoute(active))] : [];
+  const missing = active !== '' && !isEgressRoute(active) && !s.upstreams.some((u) => u.name === active);
   const upstreams: InfoNode = {
     kind: 'info',
     id: 'upstreams',
@@ -135,7 +146,7 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
     iconColor: missing ? 'errorForeground' : undefined,
     contextValue: 'upstreams',
     expanded: true,
-    children: [direct, ...upstreamNodes],
+    children: [direct, ...egress, ...upstreamNodes],
   };
 
   const ruleNodes = s.rules.map((r, i): RuleNode => {
@@ -145,9 +156,9 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
       index: i,
       id: `rule:${i}:${r.match}`,
       label: r.match,
-      description: `→ ${r.action}`,
-      tooltip: `Rule ${i + 1}: connections matching "${r.match}" go ${r.action === 'block' ? 'nowhere (blocked)' : r.action === 'direct' ? 'direct' : `through ${r.action}`}`,
-      icon: r.action === 'block' ? 'circle-slash' : r.action === 'direct' ? 'arrow-right' : 'server',
+      description: `→ ${isEgressRoute(r.action) ? 'this computer' : r.action}`,
+      tooltip: `Rule ${i + 1}: connections matching "${r.match}" go ${r.action === 'block' ? 'nowhere (blocked)' : r.action === 'direct' ? 'direct' : isEgressRoute(r.action) ? 'out from this computer' : `through ${r.action}`}`,
+      icon: r.action === 'block' ? 'circle-slash' : r.action === 'direct' ? 'arrow-right' : isEgressRoute(r.action) ? 'vm-connect' : 'server',
       contextValue: `rule[${pos}]`,
     };
   });

@@ -15,6 +15,7 @@ import { ask } from './input';
 import { checkUpstream } from './routing';
 import type { SessionsView } from './views';
 import { proxiedTerminalEnv } from './terminal-env';
+import { EGRESS_LABEL, EGRESS_ROUTE, egressStatusText } from '../ui/egress-model';
 
 type Command = (...args: unknown[]) => unknown;
 
@@ -149,6 +150,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     const items: (vscode.QuickPickItem & { action: string })[] = [
       { label: '$(arrow-right) Direct', description: 'connect from this machine', action: 'direct' },
       { label: '$(circle-slash) Block', description: 'refuse (SOCKS reply X\'02\', HTTP 403)', action: 'block' },
+      ...(controller.egress.available ? [{ label: `$(vm-connect) ${EGRESS_LABEL}`, description: 'leave from the computer VS Code runs on', action: EGRESS_ROUTE }] : []),
       ...s().upstreams.map((u) => ({ label: `$(server) ${u.name}`, description: upstreamUrlText(u), action: u.name })),
     ];
     const qp = await vscode.window.showQuickPick(
@@ -226,6 +228,9 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     const pick = await vscode.window.showQuickPick(
       [
         { label: '$(arrow-right) Direct', description: active === '' ? 'active' : 'no upstream', name: '' },
+        ...(controller.egress.available
+          ? [{ label: `$(vm-connect) ${EGRESS_LABEL}`, description: `${egressStatusText(controller.egress.view)}${active === EGRESS_ROUTE ? ' · active' : ''}`, name: EGRESS_ROUTE }]
+          : []),
         ...s().upstreams.map((u) => ({ label: `$(server) ${u.name}`, description: `${upstreamUrlText(u)}${u.name === active ? ' · active' : ''}`, name: u.name })),
         { label: '$(add) Add Upstream…', description: '', name: '\0add' },
       ],
@@ -287,6 +292,8 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     'socksRelay.clearSessionFilter': () => sessions.setFilter(''),
     'socksRelay.groupSessionsByHost': () => writeSetting('sessions.groupBy', 'host'),
     'socksRelay.ungroupSessions': () => writeSetting('sessions.groupBy', 'none'),
+    'socksRelay.egress.copyAgentCommand': () => controller.egress.copyAgentCommand(),
+    'socksRelay.egress.reconnect': () => controller.egress.askCompanion(),
     // Tree-only commands (hidden from the palette).
     'socksRelay.upstream.use': (arg) => writeSetting('activeUpstream', upstreamName(arg) ?? ''),
     'socksRelay.upstream.test': (arg) => testUpstream(upstreamName(arg)),

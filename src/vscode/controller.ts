@@ -7,6 +7,7 @@ import { formatBytes } from '../core/format';
 import { SessionRegistry } from '../core/registry';
 import { ProxyServer } from '../core/server';
 import type { UserCredentials } from '../core/auth';
+import type { Router } from '../core/dialer';
 import type { ListenerInfo } from '../ui/env';
 import { describeRoute } from '../ui/config-model';
 import { SECTION } from '../ui/setting-keys';
@@ -18,6 +19,9 @@ import { channelLogger } from './log';
 import { buildRouter } from './routing';
 import { Secrets } from './secrets';
 import { SettingsSource } from './settings-source';
+import { EgressService } from './egress';
+import { routeUsesEgress } from '../ui/egress-model';
+import type { EgressEndpoint } from '../core/egress/endpoint';
 
 /**
  * Owns the engine for the window: starts and stops the ProxyServer, feeds it settings and secrets,
@@ -39,6 +43,8 @@ export class ProxyController extends Disposables {
   private readonly changed = this.register(new vscode.EventEmitter<void>());
   readonly onDidChange = this.changed.event;
   private readonly warnedAuth = new Set<string>();
+  /** The route "This computer" (remote and browser windows); see egress.ts. */
+  readonly egress: EgressService;
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -47,6 +53,8 @@ export class ProxyController extends Disposables {
   ) {
     super();
     this.source = this.register(new SettingsSource(log, workspaceState));
+    this.egress = this.register(new EgressService(log));
+    this.register(this.egress.onDidChange(() => this.changed.fire()));
     this.registry = new SessionRegistry(this.settings.keepClosedSessions);
     this.registry.on('close', (s) => {
       this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
@@ -81,6 +89,11 @@ export class ProxyController extends Disposables {
     else void vscode.window.showInformationMessage('SOCKS Relay: this folder sets nothing that waits for your OK.');
   }
 
+  /** Running with per-run credentials although auth is "none": a route goes through this computer. */
+  get credentialsForced(): boolean {
+    return this.running && this.settings.auth === 'none' && this.runCredentials !== undefined;
+  }
+
   /** Where clients connect, with the credentials they need (undefined while stopped). */
   listener(): ListenerInfo | undefined {
     const a = this.server?.address();
@@ -109,7 +122,8 @@ export class ProxyController extends Disposables {
     const s = this.settings;
     this.setState('starting');
     try {
-      const users = await this.users(s);
+      const router = await this.router(s);
+      const users = await this.users(s, router.usesEgress);
       const server = new ProxyServer(
         {
           host: s.host,
@@ -121,7 +135,7 @@ export class ProxyController extends Disposables {
           idleTimeoutMs: s.idleTimeoutSeconds * 1000,
         },
         channelLogger(this.log),
-        await buildRouter(s, this.secrets, channelLogger(this.log)),
+        router,
         this.registry,
       );
       server.on('error', (err) => this.setState('error', describeError(err)));
@@ -164,7 +178,14 @@ export class ProxyController extends Disposables {
   async reloadRouting(): Promise<void> {
     if (!this.server) return;
     try {
-      this.server.setRouter(await buildRouter(this.settings, this.secrets, channelLogger(this.log)));
+      const router = await this.router(this.settings);
+      if (router.usesEgress && this.runCredentials === undefined) {
+        // The listener takes no credentials now: it must, before anything goes through this computer.
+        this.log.info('a route now goes through this computer: restarting the listener with per-run credentials');
+        await this.restart();
+        return;
+      }
+      this.server.setRouter(router);
       this.log.info(`routing updated: default route ${this.upstreamText()}, ${this.settings.rules.length} rule(s)`);
     } catch (err) {
       this.log.error(`routing not updated: ${describeError(err)}`);
@@ -190,13 +211,23 @@ export class ProxyController extends Disposables {
     this.changed.fire();
   }
 
-  private async users(s: ExtensionSettings): Promise<UserCredentials[]> {
+  /** The router for these settings; the route "This computer" opens the egress endpoint where it exists. */
+  private async router(s: ExtensionSettings): Promise<Router & { readonly usesEgress: boolean }> {
+    let egress: EgressEndpoint | 'direct' | undefined;
+    if (!this.egress.available) egress = 'direct';
+    else if (routeUsesEgress(s)) egress = await this.egress.open();
+    return buildRouter(s, this.secrets, channelLogger(this.log), egress);
+  }
+
+  /** `egress`: a route goes through this computer, so other users of the host must not get in unasked. */
+  private async users(s: ExtensionSettings, egress: boolean): Promise<UserCredentials[]> {
     this.runCredentials = undefined;
-    if (s.auth === 'none') return [];
+    if (s.auth === 'none' && egress) this.log.info('authentication: per-run credentials, required while a route goes through this computer');
+    else if (s.auth === 'none') return [];
     // Terminals get fresh credentials each run, so nobody else on the machine can borrow the proxy.
     const generated = { username: 'relay', password: randomBytes(18).toString('base64url') };
     this.runCredentials = generated;
-    if (s.auth === 'generated') return [generated];
+    if (s.auth !== 'password') return [generated];
     const password = await this.secrets.listenerPassword();
     if (!password) throw new Error('authentication is set to "password" but no password is stored; run "SOCKS Relay: Edit Listener" to set one');
     return [{ username: s.username, password }, generated];

@@ -22,6 +22,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
   registerCommands(context, controller, sessions, log);
   await vscode.commands.executeCommand('setContext', 'socksRelay.running', false);
+  await vscode.commands.executeCommand('setContext', 'socksRelay.egressAvailable', controller.egress.available);
   await controller.source.init();
   // Not awaited: a folder value that widens exposure asks first, and activation must not wait on a dialog.
   if (controller.settings.autoStart) void controller.start();

@@ -1,7 +1,7 @@
-import type { Router } from '../core/dialer';
+import type { EgressEndpoint } from '../core/egress/endpoint';
 import { checkUpstream as engineCheck } from '../core/health';
 import type { Logger } from '../core/log';
-import { buildRouter as engineBuildRouter } from '../core/routing';
+import { buildRouter as engineBuildRouter, RuleRouter } from '../core/routing';
 import { hopUrls, PasswordLookup, resolvedHops, routingConfig } from '../ui/routing-config';
 import type { ExtensionSettings, UpstreamSetting } from '../ui/settings';
 import type { Secrets } from './secrets';
@@ -16,8 +16,8 @@ async function passwords(upstreams: readonly UpstreamSetting[], secrets: Secrets
 }
 
 /** Builds the engine's router from settings and stored passwords. Throws a clear, password-free error on bad config. */
-export async function buildRouter(s: ExtensionSettings, secrets: Secrets, logger: Logger): Promise<Router> {
-  return engineBuildRouter(routingConfig(s, await passwords(s.upstreams, secrets)), { logger });
+export async function buildRouter(s: ExtensionSettings, secrets: Secrets, logger: Logger, egress?: EgressEndpoint | 'direct'): Promise<RuleRouter> {
+  return engineBuildRouter(routingConfig(s, await passwords(s.upstreams, secrets)), { logger, ...(egress !== undefined ? { egress } : {}) });
 }
 
 export interface TestResult {

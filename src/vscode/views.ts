@@ -16,7 +16,15 @@ export class ConfigView extends Disposables {
     super();
     const provider = this.register(
       new NodeTreeProvider(() =>
-        configTree({ settings: controller.settings, state: controller.state, listening: controller.listeningText(), error: controller.error, ignored: controller.source.ignored }),
+        configTree({
+          settings: controller.settings,
+          state: controller.state,
+          listening: controller.listeningText(),
+          error: controller.error,
+          ignored: controller.source.ignored,
+          ...(controller.egress.available ? { egress: controller.egress.view } : {}),
+          credentialsForced: controller.credentialsForced,
+        }),
       ),
     );
     this.register(vscode.window.createTreeView('socksRelay.config', { treeDataProvider: provider, showCollapseAll: false }));

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 /**
  * A new upstream kind from this file alone: a toy driver for `testproxy://` (a line protocol,
  * `OPEN host:port\n` → `OK\n`) is registered here, and URL parsing, labels, chains, routing and the
@@ -88,7 +89,7 @@ after(async () => {
   await Promise.all([echo, toy, proxy].map((r) => r?.close()));
 });
 
-function exchange(socket: net.Socket, data: string): Promise<string> {
+function exchange(socket: Duplex, data: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let got = '';
     socket.on('data', (d: Buffer) => {
