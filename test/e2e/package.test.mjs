@@ -38,3 +38,27 @@ test('manifest: every contributed command has the SOCKS Relay category and an ic
     assert.ok(!/password/i.test(key) || key === 'socksRelay.auth.username', `${key}: no password settings`);
   }
 });
+
+test('the companion .vsix (extensionKind ui) holds only its bundle, manifest, icon, README and LICENSE; the main extension names it in extensionPack', () => {
+  const dir = path.join(ROOT, 'companion');
+  const files = execFileSync(path.join(ROOT, 'node_modules/.bin/vsce'), ['ls', '--no-dependencies'], { cwd: dir, encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .sort();
+  assert.deepEqual(files, ['LICENSE', 'README.md', 'dist/extension.js', 'media/icon.png', 'package.json']);
+  const companion = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  const main = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  assert.deepEqual(companion.extensionKind, ['ui'], 'runs where VS Code runs (the user\'s computer)');
+  assert.equal(companion.version, main.version);
+  assert.deepEqual(main.extensionPack, [`${companion.publisher}.${companion.name}`]);
+  const vsix = path.join(ROOT, 'socks-relay-egress.vsix');
+  assert.ok(fs.existsSync(vsix), 'built by scripts/package-companion.sh');
+  assert.ok(fs.statSync(vsix).size < 150 * 1024, `${fs.statSync(vsix).size} bytes`);
+  const bundle = fs.readFileSync(path.join(dir, 'dist/extension.js'), 'utf8');
+  assert.ok(/require\("vscode"\)/.test(bundle), 'vscode stays external');
+  for (const command of ['socksRelayEgress.connect', 'socksRelayEgress.disconnect', 'socksRelayEgress.status']) {
+    assert.ok(companion.activationEvents.includes(`onCommand:${command}`), `${command} activates it`);
+    assert.ok(bundle.includes(command), `${command} is registered`);
+  }
+});
