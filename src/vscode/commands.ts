@@ -282,7 +282,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
       const terminal = vscode.window.createTerminal({ name: 'SOCKS Relay', env, iconPath: new vscode.ThemeIcon('radio-tower') });
       terminal.show();
     },
-    'socksRelay.clearClosedSessions': () => controller.registry.clearClosed(),
+    'socksRelay.clearClosedSessions': () => controller.clearClosed(),
     'socksRelay.manageTrust': () => vscode.commands.executeCommand('workbench.trust.manage'),
     'socksRelay.reviewFolderSettings': () => controller.reviewFolderSettings(),
     'socksRelay.filterSessions': async () => {

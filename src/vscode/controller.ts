@@ -22,13 +22,17 @@ import { SettingsSource } from './settings-source';
 import { EgressService } from './egress';
 import { routeUsesEgress } from '../ui/egress-model';
 import type { EgressEndpoint } from '../core/egress/endpoint';
+import type { ControlCommand, RelayState } from '../core/shared/protocol';
+import type { Role } from '../core/shared/membership';
+import { MirrorSessions, SessionSource } from '../ui/mirror-sessions';
+import { SharedRelay, SharedRelayHost } from './shared-relay';
 
 /**
  * Owns the engine for the window: starts and stops the ProxyServer, feeds it settings and secrets,
  * and tells the views when anything changes. One registry lives as long as the extension so the
  * recently-closed list survives restarts.
  */
-export class ProxyController extends Disposables {
+export class ProxyController extends Disposables implements SharedRelayHost {
   readonly registry: SessionRegistry;
   private server: ProxyServer | undefined;
   private stateValue: ProxyState = 'stopped';
@@ -45,6 +49,14 @@ export class ProxyController extends Disposables {
   private readonly warnedAuth = new Set<string>();
   /** The route "This computer" (remote and browser windows); see egress.ts. */
   readonly egress: EgressService;
+  /** One relay per user and machine: this window owns it or is attached to the window that does. */
+  readonly shared: SharedRelay;
+  /** Set while attached: the owner's relay as it last told us. */
+  private memberRelay: RelayState | undefined;
+  private readonly mirror: MirrorSessions;
+  private readonly sessionsChanged = this.register(new vscode.EventEmitter<void>());
+  /** Sessions changed (this window's registry, or a batch from the owning window). */
+  readonly onDidChangeSessions = this.sessionsChanged.event;
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -56,6 +68,26 @@ export class ProxyController extends Disposables {
     this.egress = this.register(new EgressService(log));
     this.register(this.egress.onDidChange(() => this.changed.fire()));
     this.registry = new SessionRegistry(this.settings.keepClosedSessions);
+    this.mirror = new MirrorSessions(this.settings.keepClosedSessions);
+    const fireSessions = (): void => this.sessionsChanged.fire();
+    for (const e of ['open', 'change', 'close', 'cleared'] as const) this.registry.on(e, fireSessions);
+    this.onDispose(() => {
+      for (const e of ['open', 'change', 'close', 'cleared'] as const) this.registry.off(e, fireSessions);
+    });
+    this.shared = this.register(new SharedRelay(this, log, windowLabel()));
+    this.register(this.shared.onDidChangeRole((role) => this.adoptRole(role)));
+    this.register(
+      this.shared.onDidChangeRelay((relay) => {
+        this.memberRelay = relay;
+        this.changed.fire();
+      }),
+    );
+    this.register(
+      this.shared.onDidReceiveSessions((batch) => {
+        this.mirror.apply(batch);
+        this.sessionsChanged.fire();
+      }),
+    );
     this.registry.on('close', (s) => {
       this.log.debug(`#${s.id} ${s.client} ${s.protocol} ${s.command ?? 'handshake'} ${s.destination ?? ''} via ${s.route ?? '-'}: ${s.outcome} (↑${formatBytes(s.bytesUp)} ↓${formatBytes(s.bytesDown)})`);
       const name = credentialFixTarget(s.info(), this.settings.upstreams.map((u) => u.name));
@@ -66,21 +98,42 @@ export class ProxyController extends Disposables {
         if (e.affectsConfiguration(SECTION)) void this.settingsChanged();
       }),
     );
+    // The palette's when-clauses follow the relay this window shows (its own, or the shared one).
+    let runningContext: boolean | undefined;
+    this.register(
+      this.changed.event(() => {
+        if (this.running === runningContext) return;
+        runningContext = this.running;
+        void vscode.commands.executeCommand('setContext', 'socksRelay.running', runningContext);
+      }),
+    );
     // Trust granted, or the folder's settings file edited.
     this.register(this.source.onDidChange(() => void this.settingsChanged()));
   }
 
   get state(): ProxyState {
-    return this.stateValue;
+    return this.memberRelay?.state ?? this.stateValue;
   }
   get error(): string | undefined {
-    return this.errorValue;
+    return this.memberRelay ? this.memberRelay.error : this.errorValue;
+  }
+  /** What the Sessions view and the status bar count: this window's sessions, or the owning window's. */
+  get sessions(): SessionSource {
+    return this.memberRelay ? this.mirror : this.registry;
+  }
+  /** Attached to a relay another window owns. */
+  get attached(): boolean {
+    return this.memberRelay !== undefined;
+  }
+  /** Joins the user's shared relay (before anything starts). */
+  async init(): Promise<void> {
+    await this.shared.join();
   }
   get settings(): ExtensionSettings {
     return this.source.settings;
   }
   get running(): boolean {
-    return this.stateValue === 'running';
+    return this.state === 'running';
   }
 
   /** Asks again about a trusted folder's widening values that are not in effect, then applies the answer. */
@@ -96,38 +149,131 @@ export class ProxyController extends Disposables {
 
   /** Where clients connect, with the credentials they need (undefined while stopped). */
   listener(): ListenerInfo | undefined {
+    const m = this.memberRelay;
+    if (m) return m.running && m.host !== undefined && m.port !== undefined ? { host: m.host, port: m.port, credentials: m.credentials } : undefined;
     const a = this.server?.address();
     if (!a || !this.running) return undefined;
     return { host: a.address, port: a.port, credentials: this.runCredentials };
   }
 
   listeningText(): string | undefined {
+    const m = this.memberRelay;
+    if (m) return m.host !== undefined && m.port !== undefined ? formatEndpoint({ host: m.host, port: m.port }) : undefined;
     const a = this.server?.address();
     return a ? formatEndpoint({ host: a.address, port: a.port }) : undefined;
   }
 
   upstreamText(): string {
-    return describeRoute(this.settings);
+    return this.memberRelay?.route ?? describeRoute(this.settings);
   }
 
-  async start(): Promise<boolean> {
+  /** The relay as the attached windows see it. */
+  relayState(): RelayState {
+    const a = this.server?.address();
+    return {
+      running: this.stateValue === 'running',
+      state: this.stateValue,
+      ...(this.errorValue !== undefined ? { error: this.errorValue } : {}),
+      ...(a ? { host: a.address, port: a.port } : {}),
+      ...(this.runCredentials ? { credentials: this.runCredentials } : {}),
+      route: describeRoute(this.settings),
+      owner: windowLabel(),
+      ownerPid: process.pid,
+    };
+  }
+
+  /** A command from an attached window, run on the relay this window owns. */
+  async run(command: ControlCommand): Promise<void> {
+    switch (command.name) {
+      case 'start':
+        if (!(await this.start())) throw new Error(this.errorValue ?? 'the relay did not start');
+        return;
+      case 'stop':
+        return this.stop();
+      case 'restart':
+        await this.restart();
+        return;
+      case 'terminate':
+        this.registry.terminate(command.session);
+        return;
+      case 'clearClosed':
+        this.registry.clearClosed();
+        return;
+    }
+  }
+
+  private adoptRole(role: Role): void {
+    if (role.kind === 'member') {
+      this.memberRelay = role.relay;
+      this.mirror.clear();
+      this.mirror.apply(role.sessions);
+      this.changed.fire();
+      this.sessionsChanged.fire();
+      return;
+    }
+    const inherited = role.inherited;
+    this.memberRelay = undefined;
+    this.mirror.clear();
+    this.changed.fire();
+    this.sessionsChanged.fire();
+    // The window that owned the relay went away: carry it on where it listened, with its credentials.
+    if (inherited?.running && inherited.port !== undefined) void this.takeOver(inherited);
+  }
+
+  private async takeOver(inherited: RelayState): Promise<void> {
+    const t0 = Date.now();
+    // The old owner's listener may need a moment to close (its window is shutting down): retry briefly.
+    for (let attempt = 0; attempt < 20 && !this.isDisposed; attempt++) {
+      if (await this.start(inherited)) {
+        this.log.info(`shared relay: took the relay over on ${this.listeningText() ?? '?'} in ${Date.now() - t0} ms`);
+        return;
+      }
+      if (this.lastStartCode !== 'EADDRINUSE') return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** Toggle, Stop, Start from any window act on the shared relay. */
+  private async onOwner(command: ControlCommand): Promise<boolean> {
+    try {
+      await this.shared.command(command);
+      return true;
+    } catch (err) {
+      void vscode.window.showErrorMessage(`SOCKS Relay: the window that runs the relay could not ${command.name}: ${describeError(err)}`);
+      return false;
+    }
+  }
+
+  clearClosed(): void {
+    if (this.memberRelay) {
+      this.mirror.clearClosed();
+      this.sessionsChanged.fire();
+      void this.onOwner({ name: 'clearClosed' });
+    } else this.registry.clearClosed();
+  }
+
+  async start(inherit?: RelayState): Promise<boolean> {
+    if (this.memberRelay) return this.memberRelay.running || this.onOwner({ name: 'start' });
     // One start at a time: a second click while the confirmation is open must not open a second server.
-    this.startPromise ??= this.doStart().finally(() => (this.startPromise = undefined));
+    this.startPromise ??= this.doStart(inherit).finally(() => (this.startPromise = undefined));
     return this.startPromise;
   }
 
-  private async doStart(): Promise<boolean> {
+  private lastStartCode: string | undefined;
+
+  private async doStart(inherit?: RelayState): Promise<boolean> {
     if (this.server) return true;
+    this.lastStartCode = undefined;
     if (await this.source.confirm()) this.changed.fire();
     const s = this.settings;
     this.setState('starting');
     try {
       const router = await this.router(s);
-      const users = await this.users(s, router.usesEgress);
+      const users = await this.users(s, router.usesEgress, inherit?.credentials);
       const server = new ProxyServer(
         {
-          host: s.host,
-          port: s.port,
+          host: inherit?.host ?? s.host,
+          port: inherit?.port ?? s.port,
           users,
           socks4: s.socks4,
           http: s.http,
@@ -147,15 +293,21 @@ export class ProxyController extends Disposables {
     } catch (err) {
       this.server = undefined;
       this.runCredentials = undefined;
+      this.lastStartCode = (err as NodeJS.ErrnoException).code;
       const message = describeError(err);
       this.log.error(`could not start: ${message}`);
       this.setState('error', message);
-      void this.explainStartFailure(err);
+      // A takeover retries quietly while the old owner's port is still closing.
+      if (!(inherit && this.lastStartCode === 'EADDRINUSE')) void this.explainStartFailure(err);
       return false;
     }
   }
 
   async stop(): Promise<void> {
+    if (this.memberRelay) {
+      await this.onOwner({ name: 'stop' });
+      return;
+    }
     const server = this.server;
     this.server = undefined;
     this.serverSettings = undefined;
@@ -165,12 +317,13 @@ export class ProxyController extends Disposables {
   }
 
   async restart(): Promise<boolean> {
+    if (this.memberRelay) return this.onOwner({ name: 'restart' });
     await this.stop();
     return this.start();
   }
 
   async toggle(): Promise<void> {
-    if (this.server) await this.stop();
+    if (this.running) await this.stop();
     else await this.start();
   }
 
@@ -196,6 +349,10 @@ export class ProxyController extends Disposables {
   }
 
   terminate(id: number): boolean {
+    if (this.memberRelay) {
+      void this.onOwner({ name: 'terminate', session: id });
+      return this.mirror.snapshot().some((s) => s.id === id);
+    }
     return this.registry.terminate(id);
   }
 
@@ -207,8 +364,8 @@ export class ProxyController extends Disposables {
   private setState(state: ProxyState, error?: string): void {
     this.stateValue = state;
     this.errorValue = error;
-    void vscode.commands.executeCommand('setContext', 'socksRelay.running', state === 'running');
     this.changed.fire();
+    this.shared.publish();
   }
 
   /** The router for these settings; the route "This computer" opens the egress endpoint where it exists. */
@@ -220,8 +377,14 @@ export class ProxyController extends Disposables {
   }
 
   /** `egress`: a route goes through this computer, so other users of the host must not get in unasked. */
-  private async users(s: ExtensionSettings, egress: boolean): Promise<UserCredentials[]> {
+  /** `inherited`: the credentials of the relay this window takes over (its terminals keep working). */
+  private async users(s: ExtensionSettings, egress: boolean, inherited?: UserCredentials): Promise<UserCredentials[]> {
     this.runCredentials = undefined;
+    if (inherited) {
+      this.runCredentials = inherited;
+      const password = s.auth === 'password' ? await this.secrets.listenerPassword() : undefined;
+      return password ? [{ username: s.username, password }, inherited] : [inherited];
+    }
     if (s.auth === 'none' && egress) this.log.info('authentication: per-run credentials, required while a route goes through this computer');
     else if (s.auth === 'none') return [];
     // Terminals get fresh credentials each run, so nobody else on the machine can borrow the proxy.
@@ -289,6 +452,11 @@ export class ProxyController extends Disposables {
       if (pick) void vscode.commands.executeCommand('socksRelay.upstream.edit', name);
     });
   }
+}
+
+/** Names this window to the other windows (logs, "shared with"). */
+function windowLabel(): string {
+  return `${vscode.workspace.name ?? 'no folder'}${vscode.env.remoteName ? ` (${vscode.env.remoteName})` : ''}`;
 }
 
 export function freePort(host: string): Promise<number> {

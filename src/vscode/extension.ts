@@ -24,6 +24,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   await vscode.commands.executeCommand('setContext', 'socksRelay.running', false);
   await vscode.commands.executeCommand('setContext', 'socksRelay.egressAvailable', controller.egress.available);
   await controller.source.init();
+  // Joins the user's one relay: attach to the window that runs it, or own it.
+  await controller.init();
   // Not awaited: a folder value that widens exposure asks first, and activation must not wait on a dialog.
   if (controller.settings.autoStart) void controller.start();
 }

@@ -24,7 +24,7 @@ export class StatusBar extends Disposables {
     const controller = this.controller;
     const v = statusView({
       state: controller.state,
-      totals: controller.running ? controller.registry.totals() : undefined,
+      totals: controller.running ? controller.sessions.totals() : undefined,
       listener: controller.listeningText(),
       upstream: controller.upstreamText(),
       error: controller.error,

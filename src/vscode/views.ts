@@ -46,24 +46,21 @@ export class SessionsView extends Disposables {
   constructor(private readonly controller: ProxyController) {
     super();
     this.provider = new NodeTreeProvider(() => {
-      if (!controller.running && controller.registry.recentlyClosed().length === 0) return [];
-      return sessionTree(controller.registry.snapshot(), controller.registry.recentlyClosed(), { filter: this.filter, grouping: this.grouping, now: Date.now() });
+      const source = controller.sessions;
+      if (!controller.running && source.recentlyClosed().length === 0) return [];
+      return sessionTree(source.snapshot(), source.recentlyClosed(), { filter: this.filter, grouping: this.grouping, now: Date.now() });
     });
     this.view = vscode.window.createTreeView('socksRelay.sessions', { treeDataProvider: this.provider, showCollapseAll: true });
     const timer = setInterval(() => {
-      if (this.view.visible && (this.dirty || controller.registry.size > 0)) this.repaint();
+      if (this.view.visible && (this.dirty || controller.sessions.size > 0)) this.repaint();
     }, REFRESH_MS);
     // Disposed in this order: the timer, the listeners, then the view and its provider.
     this.onDispose(() => clearInterval(timer));
-    const mark = (): void => {
-      this.dirty = true;
-    };
-    const reg = controller.registry;
-    reg.on('open', mark);
-    reg.on('change', mark);
-    reg.on('close', mark);
-    reg.on('cleared', mark);
-    this.onDispose(() => (reg.off('open', mark), reg.off('change', mark), reg.off('close', mark), reg.off('cleared', mark)));
+    this.register(
+      controller.onDidChangeSessions(() => {
+        this.dirty = true;
+      }),
+    );
     this.register(controller.onDidChange(() => this.repaint()));
     this.register(this.view.onDidChangeVisibility((e) => e.visible && this.repaint()));
     // Any socksRelay.sessions.* key (grouping, how many closed ones to keep).
@@ -98,7 +95,7 @@ export class SessionsView extends Disposables {
   }
 
   private updateMessage(): void {
-    const t = this.controller.registry.totals();
+    const t = this.controller.sessions.totals();
     this.view.description = this.controller.running ? `${t.active} active` : undefined;
     this.view.message = this.filter ? `Filtered by "${this.filter}"` : undefined;
   }

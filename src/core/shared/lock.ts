@@ -21,7 +21,6 @@ export async function claim(paths: ControlPaths, attempts = 8): Promise<Claim> {
       return { role: 'owner', server: await listen(paths.socket) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-      last = err;
     }
     try {
       return { role: 'member', socket: await connect(paths.socket) };
@@ -91,7 +90,7 @@ async function withLock(lock: string, fn: () => Promise<void>): Promise<void> {
         await fs.rm(lock, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`the takeover lock ${lock} is held`);
+      if (Date.now() > deadline) throw new Error(`the takeover lock ${lock} is held`, { cause: err });
       await sleep(25);
     }
   }
