@@ -89,7 +89,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Start code-server.
  * @param {object} o
  * @param {number} [o.port=18930]         loopback port (the project uses 18930-18939)
- * @param {string} [o.vsixPath]           installed with --install-extension first
+ * @param {string|string[]} [o.vsixPath]  installed with --install-extension first (several: one after another, in order)
  * @param {string} [o.workspaceDir]       folder to open (default: a new temp dir)
  * @param {string} [o.userDataDir]        default: a new temp dir (removed by stop())
  * @param {string} [o.extensionsDir]      default: a new temp dir (removed by stop())
@@ -99,6 +99,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * @param {boolean} [o.workspaceTrust=false] keep Workspace Trust on: no --disable-workspace-trust, and
  *                                        `security.workspace.trust.enabled: true` in the user settings
  * @param {number} [o.timeoutMs=60000]    how long to wait for the HTTP port
+ * @param {string} [o.netns]              run code-server inside this network namespace (`ip netns exec NAME`, needs
+ *                                        root); `port` is then its port on the namespace's loopback, which the host
+ *                                        cannot reach: pass `url`, an address that leads there (e.g. a socat bridge)
+ * @param {string} [o.url]                where the host reaches code-server (default http://127.0.0.1:PORT/); the
+ *                                        health probe and the returned `url` use it
  * @returns {Promise<{url:string, port:number, process:import('node:child_process').ChildProcess,
  *   workspaceDir:string, userDataDir:string, extensionsDir:string, logFile:string,
  *   output:()=>string, stop:()=>Promise<void>}>}
@@ -114,8 +119,11 @@ export async function startCodeServer({
   extraArgs = [],
   workspaceTrust = false,
   timeoutMs = 60_000,
+  netns,
+  url: hostUrl,
 } = {}) {
   assertInstalled();
+  if (netns !== undefined && hostUrl === undefined) throw new Error('startCodeServer: with netns, pass url (how the host reaches code-server)');
   const tempDirs = [];
   const mk = (name) => {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), `socks-relay-e2e-${name}-`));
@@ -127,7 +135,8 @@ export async function startCodeServer({
   extensionsDir ??= mk('ext');
   for (const d of [workspaceDir, userDataDir, extensionsDir]) fs.mkdirSync(d, { recursive: true });
 
-  if (!(await portIsFree(port))) throw new Error(`port 127.0.0.1:${port} is already in use`);
+  // (Inside a namespace the host's ports say nothing about the namespace's.)
+  if (netns === undefined && !(await portIsFree(port))) throw new Error(`port 127.0.0.1:${port} is already in use`);
 
   const env = childEnv(extraEnv);
   // Keep code-server from reading or writing ~/.config/code-server/config.yaml.
@@ -135,8 +144,8 @@ export async function startCodeServer({
   fs.writeFileSync(configFile, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
   const common = ['--config', configFile, '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir];
 
-  if (vsixPath) {
-    await run([...common, '--install-extension', path.resolve(vsixPath), '--force'], { env });
+  for (const vsix of [vsixPath ?? []].flat().filter(Boolean)) {
+    await run([...common, '--install-extension', path.resolve(vsix), '--force'], { env });
   }
 
   const userDir = path.join(userDataDir, 'User');
@@ -149,9 +158,12 @@ export async function startCodeServer({
   const logFile = path.join(userDataDir, 'code-server.log');
   const logFd = fs.openSync(logFile, 'a');
   let output = '';
+  // `ip netns exec` execs the command in the namespace: the child's pid (and so its process group) is code-server's.
+  const [cmd, prefix] = netns === undefined ? [process.execPath, []] : ['ip', ['netns', 'exec', netns, process.execPath]];
   const child = spawn(
-    process.execPath,
+    cmd,
     [
+      ...prefix,
       CODE_SERVER_ENTRY,
       ...common,
       '--auth', 'none',
@@ -210,7 +222,7 @@ export async function startCodeServer({
     for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
   };
 
-  const url = `http://127.0.0.1:${port}/`;
+  const url = hostUrl ?? `http://127.0.0.1:${port}/`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (exited) {
