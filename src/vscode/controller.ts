@@ -356,16 +356,27 @@ export class ProxyController extends Disposables implements SharedRelayHost {
     return this.registry.terminate(id);
   }
 
+  /**
+   * The window is closing: stop the listener without telling the attached windows "stopped", so that the
+   * one taking over knows the relay was running and carries it on.
+   */
+  async shutdown(): Promise<void> {
+    this.handingOver = true;
+    await this.stop();
+  }
+
   override dispose(): void {
-    void this.stop();
+    void this.shutdown();
     super.dispose();
   }
+
+  private handingOver = false;
 
   private setState(state: ProxyState, error?: string): void {
     this.stateValue = state;
     this.errorValue = error;
     this.changed.fire();
-    this.shared.publish();
+    if (!this.handingOver) this.shared.publish();
   }
 
   /** The router for these settings; the route "This computer" opens the egress endpoint where it exists. */

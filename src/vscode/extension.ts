@@ -31,6 +31,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 }
 
 export async function deactivate(): Promise<void> {
-  await controller?.stop();
+  await controller?.shutdown();
   controller = undefined;
 }

@@ -138,7 +138,8 @@ export async function startCodeServer({
   // (Inside a namespace the host's ports say nothing about the namespace's.)
   if (netns === undefined && !(await portIsFree(port))) throw new Error(`port 127.0.0.1:${port} is already in use`);
 
-  const env = childEnv(extraEnv);
+  // Each code-server's windows share a relay among themselves only (not with another test's or the developer's).
+  const env = childEnv({ SOCKS_RELAY_RUNTIME_DIR: path.join(userDataDir, 'relay-runtime'), ...extraEnv });
   // Keep code-server from reading or writing ~/.config/code-server/config.yaml.
   const configFile = path.join(userDataDir, 'code-server-config.yaml');
   fs.writeFileSync(configFile, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
