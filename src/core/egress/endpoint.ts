@@ -255,9 +255,18 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
   /** The agent proved the secret: it becomes the one sessions go through (a previous one is let go). */
   private attach(ws: WebSocket, agent: string, from: string): void {
     if (this.session) this.dropAgent('a new agent connected');
+    // Before createWebSocketStream's own 'close' listener, which ends the duplex cleanly: http2 would then
+    // close the open streams with CANCEL, which is no error, and their readable sides would end, so the
+    // relay would pass a clean FIN to clients whose transfer was cut. Destroyed with an error instead,
+    // the streams error and the relay resets the clients.
+    let session: http2.ClientHttp2Session | undefined;
+    ws.once('close', (code, reason) => {
+      this.lastReason ??= `the tunnel closed (WebSocket ${code}${reason.length ? ` ${reason.toString().slice(0, 100)}` : ''})`;
+      if (session && !session.destroyed) session.destroy(new ProxyError('EGRESS_UNAVAILABLE', 'the tunnel to this computer closed', Reply.GENERAL_FAILURE));
+    });
     const duplex = createWebSocketStream(ws, { allowHalfOpen: false });
     duplex.on('error', () => undefined);
-    const session = http2.connect('http://egress.socks-relay.invalid', {
+    session = http2.connect('http://egress.socks-relay.invalid', {
       createConnection: () => duplex,
       settings: TUNNEL_SETTINGS,
       // Both ends set their own window: the agent's (its uploads to us) and this one (what it sends back).
@@ -277,10 +286,6 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
       if (!this.closed) this.logger.warn('egress: the agent went away; its sessions were reset, waiting for it to reconnect');
       this.setState({ status: 'disconnected', reason: this.lastReason ?? 'the tunnel closed', agent });
       this.lastReason = undefined;
-    });
-    ws.once('close', (code, reason) => {
-      this.lastReason ??= `the tunnel closed (WebSocket ${code}${reason.length ? ` ${reason.toString().slice(0, 100)}` : ''})`;
-      if (!session.destroyed) session.destroy();
     });
     this.logger.info(`egress: agent connected from ${from} (${agent})`);
     this.setState({ status: 'connected', agent });
