@@ -259,14 +259,14 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
     // close the open streams with CANCEL, which is no error, and their readable sides would end, so the
     // relay would pass a clean FIN to clients whose transfer was cut. Destroyed with an error instead,
     // the streams error and the relay resets the clients.
-    let session: http2.ClientHttp2Session | undefined;
     ws.once('close', (code, reason) => {
+      if (this.socket !== ws) return;
       this.lastReason ??= `the tunnel closed (WebSocket ${code}${reason.length ? ` ${reason.toString().slice(0, 100)}` : ''})`;
-      if (session && !session.destroyed) session.destroy(new ProxyError('EGRESS_UNAVAILABLE', 'the tunnel to this computer closed', Reply.GENERAL_FAILURE));
+      if (this.session && !this.session.destroyed) this.session.destroy(new ProxyError('EGRESS_UNAVAILABLE', 'the tunnel to this computer closed', Reply.GENERAL_FAILURE));
     });
     const duplex = createWebSocketStream(ws, { allowHalfOpen: false });
     duplex.on('error', () => undefined);
-    session = http2.connect('http://egress.socks-relay.invalid', {
+    const session = http2.connect('http://egress.socks-relay.invalid', {
       createConnection: () => duplex,
       settings: TUNNEL_SETTINGS,
       // Both ends set their own window: the agent's (its uploads to us) and this one (what it sends back).
