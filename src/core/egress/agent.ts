@@ -97,7 +97,7 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
     this.running = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    this.session?.destroy();
+    this.session?.destroy(tunnelLost('the agent stopped'));
     this.ws?.terminate();
     this.setState('stopped');
   }
@@ -164,7 +164,7 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
     ws.once('close', () => {
       if (this.ws === ws) this.ws = undefined;
       const wasServing = this.session !== undefined;
-      this.session?.destroy();
+      this.session?.destroy(tunnelLost('the tunnel closed'));
       this.session = undefined;
       if (!this.running) return;
       if (wasServing) {
@@ -271,6 +271,15 @@ function splice(stream: http2.ServerHttp2Stream, socket: OutboundStream): void {
     // A stream reset by the relay (its client failed) or the tunnel dropping: no clean FIN to the target.
     if (!stream.readableEnded || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) resetOrDestroy(socket);
   });
+}
+
+/**
+ * What the HTTP/2 session is destroyed with when the tunnel goes: always an error, so that its streams
+ * error and splice() resets the targets. Destroyed without one, http2 ends each stream's readable side,
+ * and pipe() would pass a clean FIN to a target whose upload was cut.
+ */
+function tunnelLost(why: string): Error {
+  return new Error(`egress tunnel: ${why}`);
 }
 
 /** GET the single-use challenge (small JSON, bounded). */

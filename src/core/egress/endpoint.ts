@@ -255,14 +255,11 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
   /** The agent proved the secret: it becomes the one sessions go through (a previous one is let go). */
   private attach(ws: WebSocket, agent: string, from: string): void {
     if (this.session) this.dropAgent('a new agent connected');
-    // Before createWebSocketStream's own 'close' listener, which ends the duplex cleanly: http2 would then
-    // close the open streams with CANCEL, which is no error, and their readable sides would end, so the
-    // relay would pass a clean FIN to clients whose transfer was cut. Destroyed with an error instead,
-    // the streams error and the relay resets the clients.
+    // Before createWebSocketStream's own 'close' listener, which ends the duplex cleanly (see tunnelLost).
     ws.once('close', (code, reason) => {
       if (this.socket !== ws) return;
       this.lastReason ??= `the tunnel closed (WebSocket ${code}${reason.length ? ` ${reason.toString().slice(0, 100)}` : ''})`;
-      if (this.session && !this.session.destroyed) this.session.destroy(new ProxyError('EGRESS_UNAVAILABLE', 'the tunnel to this computer closed', Reply.GENERAL_FAILURE));
+      if (this.session && !this.session.destroyed) this.session.destroy(tunnelLost('the tunnel to this computer closed'));
     });
     const duplex = createWebSocketStream(ws, { allowHalfOpen: false });
     duplex.on('error', () => undefined);
@@ -301,7 +298,7 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
       if (session.destroyed) return;
       if (outstanding) {
         this.lastReason = `no answer to a ping within ${interval} ms`;
-        session.destroy();
+        session.destroy(tunnelLost(this.lastReason));
         return;
       }
       outstanding = true;
@@ -327,9 +324,19 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
     if (!session) return;
     this.lastReason = reason;
     // Destroyed, not closed gracefully: its streams are reset, so no client waits on a tunnel we let go.
-    session.destroy();
+    session.destroy(tunnelLost(reason));
     ws?.terminate();
   }
+}
+
+/**
+ * What the HTTP/2 session is destroyed with when the tunnel goes: always an error. Destroyed without one,
+ * http2 still pushes the end of each stream's readable side (and a socket that closes makes it close the
+ * streams with CANCEL, which is no error either), so the relay would end its clients cleanly, as if a cut
+ * transfer had been complete. With an error the streams error and the relay resets the clients.
+ */
+function tunnelLost(why: string): ProxyError {
+  return new ProxyError('EGRESS_UNAVAILABLE', why, Reply.GENERAL_FAILURE);
 }
 
 function header(req: http.IncomingMessage, name: string): string | undefined {
