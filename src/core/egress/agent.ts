@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import { hostname } from 'node:os';
-import { createWebSocketStream, WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { endpoint, formatEndpoint, normalizeIp } from '../address';
 import { Cancellation } from '../cancel';
 import type { Dialer, OutboundStream } from '../dialer';
@@ -19,6 +19,7 @@ import { Logger, silentLogger } from '../log';
 import { resetOrDestroy } from '../socket-util';
 import { agentProof, agentUrls, EGRESS_SUBPROTOCOL, endpointProof, HEADER, parseAuthority, proofMatches, randomToken, validToken } from './protocol';
 import { TUNNEL_SETTINGS, TUNNEL_WINDOW, WS_MAX_PAYLOAD } from './tuning';
+import { tunnelDuplex } from './ws-duplex';
 
 export type AgentStatus = 'connecting' | 'connected' | 'retrying' | 'refused' | 'stopped';
 
@@ -196,8 +197,7 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
   }
 
   private serve(ws: WebSocket): void {
-    const duplex = createWebSocketStream(ws, { allowHalfOpen: false });
-    duplex.on('error', () => undefined);
+    const duplex = tunnelDuplex(ws);
     const session = http2.performServerHandshake(duplex, { settings: TUNNEL_SETTINGS, maxSessionMemory: 64 });
     this.session = session;
     session.on('error', (err) => this.logger.debug(`egress agent: tunnel error: ${describeError(err)}`));

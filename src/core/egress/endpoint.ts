@@ -12,7 +12,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createWebSocketStream, WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { Endpoint, formatEndpoint, normalizeIp } from '../address';
 import type { CancelSignal } from '../cancel';
 import type { OutboundStream } from '../dialer';
@@ -21,6 +21,7 @@ import { Logger, silentLogger } from '../log';
 import { countedStream } from './counted-stream';
 import { agentProof, authorityOf, CHALLENGE_PATH, EGRESS_PATH, EGRESS_SUBPROTOCOL, endpointProof, HEADER, proofMatches, randomToken, validToken } from './protocol';
 import { TUNNEL_SETTINGS, TUNNEL_WINDOW, WS_MAX_PAYLOAD } from './tuning';
+import { tunnelDuplex } from './ws-duplex';
 
 export type EgressStatus = 'waiting' | 'connected' | 'disconnected';
 
@@ -261,8 +262,7 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
       this.lastReason ??= `the tunnel closed (WebSocket ${code}${reason.length ? ` ${reason.toString().slice(0, 100)}` : ''})`;
       if (this.session && !this.session.destroyed) this.session.destroy(tunnelLost('the tunnel to this computer closed'));
     });
-    const duplex = createWebSocketStream(ws, { allowHalfOpen: false });
-    duplex.on('error', () => undefined);
+    const duplex = tunnelDuplex(ws);
     const session = http2.connect('http://egress.socks-relay.invalid', {
       createConnection: () => duplex,
       settings: TUNNEL_SETTINGS,
