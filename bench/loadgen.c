@@ -10,6 +10,7 @@
  *   loadgen udp PROXY UDPECHO SECONDS SIZE WIN  datagrams through UDP ASSOCIATE, WIN in flight
  *
  * Every result is one JSON line on stdout. Every loop is bounded by a deadline; alarm() is a backstop.
+ * With LOADGEN_USER and LOADGEN_PASS set, the client authenticates with username/password (RFC 1929).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -91,6 +92,8 @@ static void set_timeout(int fd, double seconds) {
  * cmd 1 = CONNECT, 3 = UDP ASSOCIATE; the reply's bound address goes to *bound when given.
  * Greeting and request are sent one after the other (no pipelining), as most clients do.
  */
+static const char *user, *pass;
+
 static int socks_open(int proxy_port, int dst, int cmd, struct sockaddr_in *bound) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
@@ -100,8 +103,21 @@ static int socks_open(int proxy_port, int dst, int cmd, struct sockaddr_in *boun
   struct sockaddr_in a = loopback(proxy_port ? proxy_port : dst);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) goto fail;
   if (!proxy_port) return fd;
-  unsigned char g[3] = {5, 1, 0}, m[2];
-  if (write_full(fd, g, 3) || read_full(fd, m, 2) || m[0] != 5 || m[1] != 0) goto fail;
+  /* Username/password (RFC 1929) when LOADGEN_USER and LOADGEN_PASS are set (read in main), else none. */
+  unsigned char g[3] = {5, 1, user ? 2 : 0}, m[2];
+  if (write_full(fd, g, 3) || read_full(fd, m, 2) || m[0] != 5 || m[1] != g[2]) goto fail;
+  if (user) {
+    unsigned char up[3 + 255 + 255];
+    size_t ul = strlen(user), pl = strlen(pass), n = 0;
+    up[n++] = 1;
+    up[n++] = (unsigned char)ul;
+    memcpy(up + n, user, ul);
+    n += ul;
+    up[n++] = (unsigned char)pl;
+    memcpy(up + n, pass, pl);
+    n += pl;
+    if (write_full(fd, up, n) || read_full(fd, m, 2) || m[1] != 0) goto fail;
+  }
   unsigned char req[10] = {5, (unsigned char)cmd, 0, 1, 127, 0, 0, 1, (unsigned char)(dst >> 8), (unsigned char)dst};
   if (cmd == 3) memset(req + 4, 0, 6); /* UDP: 0.0.0.0:0, "not known yet" */
   unsigned char rep[4 + 16 + 2];
@@ -452,6 +468,9 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
   alarm(900);
+  user = getenv("LOADGEN_USER");
+  pass = getenv("LOADGEN_PASS");
+  if (user && (!pass || strlen(user) > 255 || strlen(pass) > 255)) user = NULL;
   if (argc >= 6 && !strcmp(argv[1], "server")) return server(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
   if (argc >= 6 && !strcmp(argv[1], "tput")) return tput(atoi(argv[2]), atoi(argv[3]), !strcmp(argv[4], "up"), atof(argv[5]));
   if (argc >= 6 && !strcmp(argv[1], "rate")) return rate(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atof(argv[5]));

@@ -44,6 +44,9 @@ const ONLY = opt('--only', '')
   .filter(Boolean);
 
 const PORT = { echo: 19300, sink: 19301, source: 19302, udpEcho: 19303, iperf: 19304 };
+/** Credentials of the CLI rows (the egress route requires some) and the egress tunnel's secret. */
+const AUTH = { user: 'bench', pass: 'bench-pass-19317' };
+const EGRESS_TOKEN = 'bench-egress-secret-0123456789';
 
 /** Everything the bench measures through; `peer` marks the ones SOCKS Relay is compared with. */
 const PROXIES = [
@@ -51,6 +54,10 @@ const PROXIES = [
   { key: 'relay', label: 'SOCKS Relay', port: 19310, udp: true, many: true, gc: true },
   { key: 'relay-ui', label: 'SOCKS Relay + UI', port: 19311, udp: true, gc: true },
   { key: 'relay-w2', label: 'SOCKS Relay, 2 workers', port: 19316, udp: false, many: true, gc: true },
+  // The headless CLI with username/password, direct: what the egress row costs on top of is the tunnel alone.
+  { key: 'relay-auth', label: 'SOCKS Relay CLI, user/pass', port: 19317, udp: false, cli: true, auth: true, noMem: true },
+  // relay → egress endpoint → WebSocket/HTTP/2 → agent (a second process) → target, all on loopback, no forward between.
+  { key: 'egress', label: 'SOCKS Relay, egress tunnel', port: 19318, udp: false, cli: true, auth: true, egress: true, noMem: true },
   ...(BEFORE ? [{ key: 'relay-before', label: 'SOCKS Relay (before)', port: 19315, udp: true, gc: true }] : []),
   { key: 'node', label: 'minimal Node relay', port: 19312, udp: false, peer: true, gc: true },
   { key: 'dante', label: 'dante-server', port: 19313, udp: true, peer: true },
@@ -79,10 +86,15 @@ setTimeout(() => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
-/** Spawns a long-running process with a raised file-descriptor limit. */
-function start(cmd, args, name) {
+/** Spawns a long-running process with a raised file-descriptor limit; the start of its stdout is kept in `out`. */
+function start(cmd, args, name, env = process.env) {
   const child = spawn('sh', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$0" "$@"', cmd, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    env,
+  });
+  child.out = '';
+  child.stdout.on('data', (d) => {
+    if (child.out.length < 4000) child.out += d;
   });
   children.add(child);
   let stderr = '';
@@ -93,7 +105,6 @@ function start(cmd, args, name) {
     children.delete(child);
     if (!child.stopping) log(`${name} exited (${code ?? signal}) ${stderr.trim().slice(0, 500)}`);
   });
-  child.stdout.resume();
   return child;
 }
 
@@ -130,10 +141,13 @@ async function waitPort(port, what, ms = 10_000) {
   throw new Error(`${what} did not start listening on ${port}`);
 }
 
+/** The load generator's environment for a proxy: credentials for the rows that require them. */
+const loadgenEnv = (p) => (p?.auth ? { ...process.env, LOADGEN_USER: AUTH.user, LOADGEN_PASS: AUTH.pass } : process.env);
+
 /** Runs the load generator once and parses its JSON line. */
-function loadgen(args, timeoutMs = 60_000) {
+function loadgen(args, timeoutMs = 60_000, env = process.env) {
   return new Promise((resolve) => {
-    execFile(path.join(BUILD, 'loadgen'), args.map(String), { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile(path.join(BUILD, 'loadgen'), args.map(String), { timeout: timeoutMs, maxBuffer: 1 << 20, env }, (err, stdout, stderr) => {
       const line = stdout.trim().split('\n').pop() ?? '';
       try {
         resolve(JSON.parse(line));
@@ -252,6 +266,14 @@ function setup() {
       { cwd: ROOT, stdio: 'inherit' },
     );
   bundle(ROOT, 'engine.cjs');
+  execFileSync(
+    process.execPath,
+    [
+      '-e',
+      `require('esbuild').buildSync({ entryPoints: [${JSON.stringify(path.join(ROOT, 'src/cli.ts'))}], bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: ${JSON.stringify(path.join(BUILD, 'cli.cjs'))}, nodePaths: [${JSON.stringify(path.join(ROOT, 'node_modules'))}], logLevel: 'warning' })`,
+    ],
+    { cwd: ROOT, stdio: 'inherit' },
+  );
   if (BEFORE) bundle(path.resolve(BEFORE), 'engine-before.cjs');
 }
 
@@ -295,7 +317,27 @@ function commandFor(p, dir) {
   }
 }
 
+/** The CLI rows: `socks-relay --user --pass`, and for egress its endpoint plus an agent connected straight to it. */
+async function startCli(p) {
+  const cli = path.join(BUILD, 'cli.cjs');
+  const env = { ...process.env, SOCKS_RELAY_EGRESS_TOKEN: EGRESS_TOKEN };
+  const args = [cli, '--host', '127.0.0.1', '--port', String(p.port), '--user', AUTH.user, '--pass', AUTH.pass, '--log-level', 'warn', '--max-sessions', '20000'];
+  if (p.egress) args.push('--egress-listen', '127.0.0.1:0', '--upstream', 'egress://');
+  p.child = start(process.execPath, args, p.label, env);
+  await waitPort(p.port, p.label);
+  if (!p.egress) return true;
+  const until = Date.now() + 10_000;
+  let m;
+  while (!(m = /Egress endpoint on 127\.0\.0\.1:(\d+)/.exec(p.child.out)) && Date.now() < until) await sleep(50);
+  if (!m) throw new Error(`no egress endpoint in the banner: ${p.child.out.slice(0, 300)}`);
+  p.agent = start(process.execPath, [cli, 'egress-agent', '--connect', `http://127.0.0.1:${m[1]}/`, '--log-level', 'warn'], `${p.label}: agent`, env);
+  while (!p.agent.out.includes('egress agent connected') && Date.now() < until) await sleep(50);
+  if (!p.agent.out.includes('egress agent connected')) throw new Error('the egress agent did not connect');
+  return true;
+}
+
 async function startProxy(p, dir) {
+  if (p.cli) return startCli(p);
   const cmd = commandFor(p, dir);
   if (!cmd) return false;
   p.child = start(cmd[0], cmd[1], p.label);
@@ -328,7 +370,7 @@ async function iperf(p, reverse, seconds, dir) {
   let args = ['-c', '127.0.0.1', '-p', String(PORT.iperf), '-t', String(Math.max(1, Math.round(seconds))), '-J', ...(reverse ? ['-R'] : [])];
   if (p.port) {
     const conf = path.join(dir, `proxychains-${p.key}.conf`);
-    fs.writeFileSync(conf, `strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 127.0.0.1 ${p.port}\n`);
+    fs.writeFileSync(conf, `strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 127.0.0.1 ${p.port}${p.auth ? ` ${AUTH.user} ${AUTH.pass}` : ''}\n`);
     args = ['-q', '-f', conf, cmd, ...args];
     cmd = which('proxychains4');
   }
@@ -461,6 +503,17 @@ function report(results, meta) {
     const r = meta.ratios[m.key];
     lines.push(`| ${m.label} | ${fmt(r?.best, 2)} | ${peers.map((p) => fmt(r?.[p.key], 2)).join(' | ')} | ${fmt(r?.ui, 3)} |${BEFORE ? ` ${fmt(r?.before, 3)} |` : ''}`);
   }
+  if (Object.values(meta.ratios).some((r) => r?.egress !== undefined)) {
+    lines.push('');
+    lines.push('Egress tunnel (relay → endpoint → WebSocket/HTTP/2 → agent → target, loopback), per-run ratios:');
+    lines.push('');
+    lines.push('| | vs SOCKS Relay (direct) | vs SOCKS Relay CLI, user/pass (direct) |');
+    lines.push('|---|---:|---:|');
+    for (const m of METRICS) {
+      const r = meta.ratios[m.key];
+      if (r?.egress !== undefined) lines.push(`| ${m.label} | ${fmt(r.egress, 2)} | ${fmt(r.egressAuth, 2)} |`);
+    }
+  }
   lines.push('');
   lines.push('Targets:');
   lines.push('');
@@ -497,7 +550,7 @@ async function main() {
 
   // 1. Memory first, while every proxy process is fresh.
   for (const p of active) {
-    if (!p.port) continue;
+    if (!p.port || p.noMem) continue;
     const m = await memoryTest(p);
     details.memory[p.key] = m;
     for (let r = 0; r < RUNS; r++) put(p, 'mem', r, m.idle.errors ? undefined : m.idle.kbPerSession);
@@ -509,18 +562,20 @@ async function main() {
   for (let r = 0; r < RUNS; r++) {
     for (const dirn of ['up', 'down']) {
       for (const p of rotate(active, r)) {
-        const res = await loadgen(['tput', p.port, dirn === 'up' ? PORT.sink : PORT.source, dirn, SECONDS], (SECONDS + 30) * 1000);
+        const res = await loadgen(['tput', p.port, dirn === 'up' ? PORT.sink : PORT.source, dirn, SECONDS], (SECONDS + 30) * 1000, loadgenEnv(p));
         note(p, `tput ${dirn}`, res);
         put(p, dirn, r, res.MBps);
       }
     }
     for (const p of rotate(active, r)) {
       const pid = p.child?.pid;
-      const cpu0 = pid ? cpuSeconds(pid) : undefined;
-      const res = await loadgen(['rate', p.port, PORT.echo, CONCURRENCY, SECONDS], (SECONDS + 30) * 1000);
+      // The egress row's cost is the relay's and the agent's.
+      const cpu = () => cpuSeconds(pid) + (p.agent?.pid ? cpuSeconds(p.agent.pid) : 0);
+      const cpu0 = pid ? cpu() : undefined;
+      const res = await loadgen(['rate', p.port, PORT.echo, CONCURRENCY, SECONDS], (SECONDS + 30) * 1000, loadgenEnv(p));
       // CPU time per connection is far less noisy than connections/s on a shared machine: it does not
       // depend on how much of the CPU the proxy got, only on what each connection cost it.
-      if (pid && res.count > 0) put(p, 'cpuConn', r, ((cpuSeconds(pid) - cpu0) * 1e6) / res.count);
+      if (pid && res.count > 0) put(p, 'cpuConn', r, ((cpu() - cpu0) * 1e6) / res.count);
       note(p, 'rate', res);
       if (res.errors) details.errors.push(`${p.label} rate: ${res.errors} failed connections`);
       put(p, 'rate', r, res.perSecond);
@@ -549,7 +604,7 @@ async function main() {
     }
   }
 
-  for (const p of active) await stop(p.child);
+  for (const p of active) await Promise.all([stop(p.child), stop(p.agent)]);
   await stop(server);
 
   // Medians and within-run ratios.
@@ -574,6 +629,11 @@ async function main() {
       }
       const before = raw['relay-before']?.[m.key]?.[r];
       if (before !== undefined && before > 0) per.before.push(mine / before);
+      // The egress tunnel against the direct relay (and the CLI with credentials, direct) of the same run.
+      const egress = raw.egress?.[m.key]?.[r];
+      if (egress !== undefined && mine > 0) (per.egress ??= []).push(egress / mine);
+      const auth = raw['relay-auth']?.[m.key]?.[r];
+      if (egress !== undefined && auth !== undefined && auth > 0) (per.egressAuth ??= []).push(egress / auth);
     }
     ratios[m.key] = Object.fromEntries(Object.entries(per).map(([k, v]) => [k, median(v)]));
   }
@@ -610,6 +670,15 @@ async function main() {
             text: 'with --workers 2: connection rate >= 1.5x dante-server and >= 1.0x minimal Node relay',
             met: both(ge(R('rate', 'w2dante'), 1.5), ge(R('rate', 'w2node'), 1)),
             measured: `${fmt(R('rate', 'w2dante'), 2)}x dante, ${fmt(R('rate', 'w2node'), 2)}x minimal Node relay; throughput ${fmt(R('up', 'w2node'), 2)}x/${fmt(R('down', 'w2node'), 2)}x minimal Node relay up/down`,
+          },
+        ]
+      : []),
+    ...(raw.egress
+      ? [
+          {
+            text: 'egress tunnel throughput >= 0.5x the direct relay (upload and download)',
+            met: both(ge(R('up', 'egress'), 0.5), ge(R('down', 'egress'), 0.5)),
+            measured: `${fmt(R('up', 'egress'), 2)}x up, ${fmt(R('down', 'egress'), 2)}x down; connection rate ${fmt(R('rate', 'egress'), 2)}x (vs the CLI with user/pass, direct: ${fmt(R('up', 'egressAuth'), 2)}x up, ${fmt(R('down', 'egressAuth'), 2)}x down, ${fmt(R('rate', 'egressAuth'), 2)}x rate)`,
           },
         ]
       : []),

@@ -10,8 +10,9 @@ export interface RawConnection {
   write(bytes: Buffer | number[]): void;
 }
 
-export async function rawConnect(port: number, host = '127.0.0.1'): Promise<RawConnection> {
-  const socket = net.connect({ host, port, allowHalfOpen: false });
+/** allowHalfOpen: keep our side open after the server's FIN (for half-close tests). */
+export async function rawConnect(port: number, host = '127.0.0.1', options: { allowHalfOpen?: boolean } = {}): Promise<RawConnection> {
+  const socket = net.connect({ host, port, allowHalfOpen: options.allowHalfOpen ?? false });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
     socket.once('error', reject);

@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import { hostname } from 'node:os';
-import { createWebSocketStream, WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { endpoint, formatEndpoint, normalizeIp } from '../address';
 import { Cancellation } from '../cancel';
 import type { Dialer, OutboundStream } from '../dialer';
@@ -19,6 +19,7 @@ import { Logger, silentLogger } from '../log';
 import { resetOrDestroy } from '../socket-util';
 import { agentProof, agentUrls, EGRESS_SUBPROTOCOL, endpointProof, HEADER, parseAuthority, proofMatches, randomToken, validToken } from './protocol';
 import { TUNNEL_SETTINGS, TUNNEL_WINDOW, WS_MAX_PAYLOAD } from './tuning';
+import { tunnelDuplex } from './ws-duplex';
 
 export type AgentStatus = 'connecting' | 'connected' | 'retrying' | 'refused' | 'stopped';
 
@@ -97,7 +98,7 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
     this.running = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    this.session?.destroy();
+    this.session?.destroy(tunnelLost('the agent stopped'));
     this.ws?.terminate();
     this.setState('stopped');
   }
@@ -164,7 +165,7 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
     ws.once('close', () => {
       if (this.ws === ws) this.ws = undefined;
       const wasServing = this.session !== undefined;
-      this.session?.destroy();
+      this.session?.destroy(tunnelLost('the tunnel closed'));
       this.session = undefined;
       if (!this.running) return;
       if (wasServing) {
@@ -196,8 +197,7 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
   }
 
   private serve(ws: WebSocket): void {
-    const duplex = createWebSocketStream(ws, { allowHalfOpen: false });
-    duplex.on('error', () => undefined);
+    const duplex = tunnelDuplex(ws);
     const session = http2.performServerHandshake(duplex, { settings: TUNNEL_SETTINGS, maxSessionMemory: 64 });
     this.session = session;
     session.on('error', (err) => this.logger.debug(`egress agent: tunnel error: ${describeError(err)}`));
@@ -271,6 +271,15 @@ function splice(stream: http2.ServerHttp2Stream, socket: OutboundStream): void {
     // A stream reset by the relay (its client failed) or the tunnel dropping: no clean FIN to the target.
     if (!stream.readableEnded || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) resetOrDestroy(socket);
   });
+}
+
+/**
+ * What the HTTP/2 session is destroyed with when the tunnel goes: always an error, so that its streams
+ * error and splice() resets the targets. Destroyed without one, http2 ends each stream's readable side,
+ * and pipe() would pass a clean FIN to a target whose upload was cut.
+ */
+function tunnelLost(why: string): Error {
+  return new Error(`egress tunnel: ${why}`);
 }
 
 /** GET the single-use challenge (small JSON, bounded). */

@@ -12,7 +12,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createWebSocketStream, WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { Endpoint, formatEndpoint, normalizeIp } from '../address';
 import type { CancelSignal } from '../cancel';
 import type { OutboundStream } from '../dialer';
@@ -21,6 +21,7 @@ import { Logger, silentLogger } from '../log';
 import { countedStream } from './counted-stream';
 import { agentProof, authorityOf, CHALLENGE_PATH, EGRESS_PATH, EGRESS_SUBPROTOCOL, endpointProof, HEADER, proofMatches, randomToken, validToken } from './protocol';
 import { TUNNEL_SETTINGS, TUNNEL_WINDOW, WS_MAX_PAYLOAD } from './tuning';
+import { tunnelDuplex } from './ws-duplex';
 
 export type EgressStatus = 'waiting' | 'connected' | 'disconnected';
 
@@ -255,8 +256,13 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
   /** The agent proved the secret: it becomes the one sessions go through (a previous one is let go). */
   private attach(ws: WebSocket, agent: string, from: string): void {
     if (this.session) this.dropAgent('a new agent connected');
-    const duplex = createWebSocketStream(ws, { allowHalfOpen: false });
-    duplex.on('error', () => undefined);
+    // Before createWebSocketStream's own 'close' listener, which ends the duplex cleanly (see tunnelLost).
+    ws.once('close', (code, reason) => {
+      if (this.socket !== ws) return;
+      this.lastReason ??= `the tunnel closed (WebSocket ${code}${reason.length ? ` ${reason.toString().slice(0, 100)}` : ''})`;
+      if (this.session && !this.session.destroyed) this.session.destroy(tunnelLost('the tunnel to this computer closed'));
+    });
+    const duplex = tunnelDuplex(ws);
     const session = http2.connect('http://egress.socks-relay.invalid', {
       createConnection: () => duplex,
       settings: TUNNEL_SETTINGS,
@@ -278,10 +284,6 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
       this.setState({ status: 'disconnected', reason: this.lastReason ?? 'the tunnel closed', agent });
       this.lastReason = undefined;
     });
-    ws.once('close', (code, reason) => {
-      this.lastReason ??= `the tunnel closed (WebSocket ${code}${reason.length ? ` ${reason.toString().slice(0, 100)}` : ''})`;
-      if (!session.destroyed) session.destroy();
-    });
     this.logger.info(`egress: agent connected from ${from} (${agent})`);
     this.setState({ status: 'connected', agent });
     this.startPings(session, agent);
@@ -296,7 +298,7 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
       if (session.destroyed) return;
       if (outstanding) {
         this.lastReason = `no answer to a ping within ${interval} ms`;
-        session.destroy();
+        session.destroy(tunnelLost(this.lastReason));
         return;
       }
       outstanding = true;
@@ -322,9 +324,19 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
     if (!session) return;
     this.lastReason = reason;
     // Destroyed, not closed gracefully: its streams are reset, so no client waits on a tunnel we let go.
-    session.destroy();
+    session.destroy(tunnelLost(reason));
     ws?.terminate();
   }
+}
+
+/**
+ * What the HTTP/2 session is destroyed with when the tunnel goes: always an error. Destroyed without one,
+ * http2 still pushes the end of each stream's readable side (and a socket that closes makes it close the
+ * streams with CANCEL, which is no error either), so the relay would end its clients cleanly, as if a cut
+ * transfer had been complete. With an error the streams error and the relay resets the clients.
+ */
+function tunnelLost(why: string): ProxyError {
+  return new ProxyError('EGRESS_UNAVAILABLE', why, Reply.GENERAL_FAILURE);
 }
 
 function header(req: http.IncomingMessage, name: string): string | undefined {
