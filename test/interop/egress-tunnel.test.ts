@@ -210,49 +210,90 @@ test('half-close target → client: the client sees end() and can still send; th
   assert.equal(received, 'late upload');
 });
 
-test('the tunnel dropping mid-download resets the client (not a clean end of a truncated stream)', async () => {
-  const t = await target((s) => {
-    s.on('error', () => undefined);
-    const chunk = Buffer.alloc(64 * 1024, 1);
-    const timer = setInterval(() => s.writableLength < 1 << 20 && s.write(chunk), 5);
-    s.once('close', () => clearInterval(timer));
-  });
-  const conn = await socksConnect(t.port);
-  let bytes = 0;
-  let how: string | undefined;
-  conn.socket.on('data', (d: Buffer) => (bytes += d.length));
-  conn.socket.once('end', () => (how ??= 'end'));
-  conn.socket.once('error', (e: NodeJS.ErrnoException) => (how ??= `error ${e.code}`));
-  await until('data to flow', () => bytes > 1 << 20);
-  // The agent's side of the WebSocket goes away (as when its process dies): the endpoint sees a FIN.
-  (agent as unknown as { ws: WebSocket & { _socket: net.Socket } }).ws._socket.destroy();
-  await until('the client to be told', () => how !== undefined);
-  assert.equal(how, 'error ECONNRESET');
-  await until('the agent to reconnect', () => endpoint.ready && agent.state.status === 'connected', 10_000);
-});
+/**
+ * A TCP forward between agent and endpoint (standing in for VS Code's port forwarding) whose connections
+ * the test cuts the way a dying process does: the survivor's side gets a FIN (its peer's kernel closes
+ * cleanly), the dead side just goes.
+ */
+async function forward(toPort: number): Promise<Running & { cut(survivor: 'endpoint' | 'agent'): void }> {
+  const pairs: { agent: net.Socket; endpoint: net.Socket }[] = [];
+  const running = await serveTcp(
+    net.createServer((agentSide) => {
+      const endpointSide = net.connect(toPort, '127.0.0.1');
+      agentSide.on('error', () => undefined);
+      endpointSide.on('error', () => undefined);
+      agentSide.pipe(endpointSide);
+      endpointSide.pipe(agentSide);
+      pairs.push({ agent: agentSide, endpoint: endpointSide });
+    }),
+  );
+  cleanups.push(() => running.close());
+  return {
+    ...running,
+    cut(survivor) {
+      for (const p of pairs.splice(0)) {
+        p[survivor].unpipe();
+        p[survivor === 'endpoint' ? 'agent' : 'endpoint'].unpipe();
+        p[survivor].end();
+        p[survivor === 'endpoint' ? 'agent' : 'endpoint'].destroy();
+      }
+    },
+  };
+}
 
-test('the tunnel dropping mid-upload resets the target (not a clean end of a truncated upload)', async () => {
-  let how: string | undefined;
-  let bytes = 0;
-  const t = await target((s) => {
-    s.on('data', (d: Buffer) => (bytes += d.length));
-    s.once('end', () => (how ??= 'end'));
-    s.once('error', (e: NodeJS.ErrnoException) => (how ??= `error ${e.code}`));
-    s.once('close', () => (how ??= 'close'));
+/** Runs `body` with an agent of this carrier connected through a forward (the test's own agent stepped aside). */
+async function throughForward(carrier: 'auto' | 'websocket', body: (fwd: Awaited<ReturnType<typeof forward>>, a: EgressAgent) => Promise<void>): Promise<void> {
+  agent.stop();
+  await until('the endpoint to lose its agent', () => !endpoint.ready);
+  const fwd = await forward((endpoint.address() as net.AddressInfo).port);
+  const a = new EgressAgent({ url: `http://127.0.0.1:${fwd.port}/`, token: TOKEN, minRetryMs: 100, maxRetryMs: 500, carrier });
+  a.start();
+  try {
+    await until('the forwarded agent to connect', () => endpoint.ready && a.state.status === 'connected');
+    assert.ok(endpointLog.has(carrier === 'websocket' ? 'HTTP/2 over a WebSocket' : 'HTTP/2 over the upgraded connection'), endpointLog.lines.slice(-3).join('\n'));
+    await body(fwd, a);
+  } finally {
+    a.stop();
+    await until('the endpoint to lose the forwarded agent', () => !endpoint.ready);
+    agent.start();
+    await until('the agent to be back', () => endpoint.ready && agent.state.status === 'connected', 10_000);
+  }
+}
+
+for (const carrier of ['auto', 'websocket'] as const) {
+  const over = carrier === 'auto' ? 'the upgraded connection' : 'a WebSocket';
+  test(`over ${over}: the tunnel dropping mid-download resets the client (not a clean end of a truncated stream)`, async () => {
+    await throughForward(carrier, async (fwd, a) => {
+      // The agent's process dies: the endpoint sees a FIN.
+      assert.equal(await cutDownload(() => fwd.cut('endpoint')), 'error ECONNRESET');
+      await until('the agent to reconnect', () => endpoint.ready && a.state.status === 'connected', 10_000);
+    });
   });
-  const conn = await socksConnect(t.port);
-  conn.socket.on('error', () => undefined);
-  const chunk = Buffer.alloc(64 * 1024, 2);
-  const timer = setInterval(() => conn.socket.writableLength < 1 << 20 && conn.socket.write(chunk), 5);
-  cleanups.push(() => clearInterval(timer));
-  await until('data to flow', () => bytes > 1 << 20);
-  // The relay's side goes away this time: the agent sees the FIN.
-  (endpoint as unknown as { socket: WebSocket & { _socket: net.Socket } }).socket._socket.destroy();
-  await until('the target to be told', () => how !== undefined);
-  clearInterval(timer);
-  assert.equal(how, 'error ECONNRESET');
-  await until('the agent to reconnect', () => endpoint.ready && agent.state.status === 'connected', 10_000);
-});
+
+  test(`over ${over}: the tunnel dropping mid-upload resets the target (not a clean end of a truncated upload)`, async () => {
+    await throughForward(carrier, async (fwd) => {
+      let how: string | undefined;
+      let bytes = 0;
+      const t = await target((s) => {
+        s.on('data', (d: Buffer) => (bytes += d.length));
+        s.once('end', () => (how ??= 'end'));
+        s.once('error', (e: NodeJS.ErrnoException) => (how ??= `error ${e.code}`));
+        s.once('close', () => (how ??= 'close'));
+      });
+      const conn = await socksConnect(t.port);
+      conn.socket.on('error', () => undefined);
+      const chunk = Buffer.alloc(64 * 1024, 2);
+      const timer = setInterval(() => conn.socket.writableLength < 1 << 20 && conn.socket.write(chunk), 5);
+      cleanups.push(() => clearInterval(timer));
+      await until('data to flow', () => bytes > 1 << 20);
+      // The relay's process dies this time: the agent sees the FIN.
+      fwd.cut('agent');
+      await until('the target to be told', () => how !== undefined);
+      clearInterval(timer);
+      assert.equal(how, 'error ECONNRESET');
+    });
+  });
+}
 
 /** A download that never ends by itself; resolves how the client saw it end once `cut` has run. */
 async function cutDownload(cut: () => void): Promise<string> {
@@ -274,17 +315,19 @@ async function cutDownload(cut: () => void): Promise<string> {
   return how as string;
 }
 
-test("the agent stopped, or another agent taking over, resets the sessions it carried", async () => {
+test("the agent stopped resets the sessions it carried; a second agent is refused (409) while the first answers", async () => {
   await until('the agent to be connected', () => endpoint.ready && agent.state.status === 'connected', 10_000);
   assert.equal(await cutDownload(() => agent.stop()), 'error ECONNRESET', 'agent.stop()');
   agent.start();
   await until('the agent to be back', () => endpoint.ready && agent.state.status === 'connected', 10_000);
-  let second: EgressAgent | undefined;
-  const how = await cutDownload(() => (second = startAgent(`http://127.0.0.1:${(endpoint.address() as net.AddressInfo).port}/`)));
-  assert.equal(how, 'error ECONNRESET', 'a new agent connected');
-  assert.ok(endpointLog.has('a new agent connected') || endpointLog.has('egress: agent connected'), endpointLog.lines.join('\n'));
-  second?.stop();
-  await until('the first agent to be back', () => endpoint.ready && agent.state.status === 'connected', 10_000);
+  const second = startAgent(`http://127.0.0.1:${(endpoint.address() as net.AddressInfo).port}/`);
+  await until('the second agent to be turned away', () => second.state.status === 'retrying' && /409/.test(second.state.reason ?? ''), 10_000);
+  assert.ok(endpointLog.has('another agent is connected and answering'), endpointLog.lines.slice(-5).join('\n'));
+  assert.equal(agent.state.status, 'connected', 'the first agent keeps serving');
+  const t = await target((s) => s.end('first agent still carries'));
+  const conn = await socksConnect(t.port);
+  assert.equal((await conn.closed(5_000)).toString(), 'first agent still carries');
+  second.stop();
 });
 
 test("BIND and UDP ASSOCIATE on the egress route get X'07' (command not supported)", async () => {

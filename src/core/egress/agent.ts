@@ -8,7 +8,9 @@ import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
+import * as net from 'node:net';
 import { hostname } from 'node:os';
+import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { endpoint, formatEndpoint, normalizeIp } from '../address';
 import { Cancellation } from '../cancel';
@@ -17,7 +19,7 @@ import { DirectDialer } from '../direct';
 import { describeError, replyForError, Reply } from '../errors';
 import { Logger, silentLogger } from '../log';
 import { resetOrDestroy } from '../socket-util';
-import { agentProof, agentUrls, EGRESS_SUBPROTOCOL, endpointProof, HEADER, parseAuthority, proofMatches, randomToken, validToken } from './protocol';
+import { agentProof, agentUrls, RAW_UPGRADE, EGRESS_SUBPROTOCOL, endpointProof, HEADER, parseAuthority, proofMatches, randomToken, validToken } from './protocol';
 import { TUNNEL_SETTINGS, TUNNEL_WINDOW, WS_MAX_PAYLOAD } from './tuning';
 import { tunnelDuplex } from './ws-duplex';
 
@@ -48,6 +50,8 @@ export interface EgressAgentOptions {
   maxRetryMs?: number;
   /** Names this agent in the remote's UI and logs. */
   userAgent?: string;
+  /** 'websocket': skip the plain upgrade (a forward known to pass only WebSocket). Default 'auto'. */
+  carrier?: 'auto' | 'websocket';
 }
 
 export interface EgressAgentEvents {
@@ -62,6 +66,9 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
   private readonly urls: ReturnType<typeof agentUrls>;
   private current: AgentState = { status: 'stopped', since: Date.now(), carried: 0, open: 0 };
   private ws: WebSocket | undefined;
+  private directSocket: net.Socket | undefined;
+  /** The forward passes only WebSocket upgrades (learnt on the first attempt). */
+  private webSocketOnly = false;
   private session: http2.ServerHttp2Session | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
@@ -75,6 +82,7 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
     this.urls = agentUrls(options.url);
     this.logger = options.logger ?? silentLogger;
     this.dialer = options.dialer ?? new DirectDialer(options.connectTimeoutMs ?? 10_000);
+    this.webSocketOnly = options.carrier === 'websocket';
   }
 
   get state(): AgentState {
@@ -100,6 +108,7 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
     this.retryTimer = undefined;
     this.session?.destroy(tunnelLost('the agent stopped'));
     this.ws?.terminate();
+    this.directSocket?.destroy();
     this.setState('stopped');
   }
 
@@ -126,6 +135,19 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
       return;
     }
     if (!this.running) return;
+    if (!this.webSocketOnly && this.urls.tunnel.protocol === 'ws:') {
+      if ((await this.tryDirect(challenge)) === 'handled') return;
+      // The forward carries only WebSocket (code-server's /proxy/PORT/): use that from now on.
+      this.webSocketOnly = true;
+      this.logger.debug('egress agent: the forward does not pass a plain upgrade through; using a WebSocket');
+      try {
+        challenge = await fetchChallenge(this.urls.challenge);
+      } catch (err) {
+        this.retry(`cannot reach the endpoint at ${this.urls.challenge.origin}: ${describeError(err)}`);
+        return;
+      }
+      if (!this.running) return;
+    }
     const nonce = randomToken(24);
     const ws = new WebSocket(this.urls.tunnel, EGRESS_SUBPROTOCOL, {
       headers: {
@@ -151,7 +173,12 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
       }
     });
     ws.once('unexpected-response', (_req, res: http.IncomingMessage) => {
-      refusal = res.statusCode === 401 ? 'the endpoint refused the secret (401): is SOCKS_RELAY_EGRESS_TOKEN the one the relay shows?' : `the endpoint answered HTTP ${res.statusCode ?? '?'}`;
+      refusal =
+        res.statusCode === 401
+          ? 'the endpoint refused the secret (401): is SOCKS_RELAY_EGRESS_TOKEN the one the relay shows?'
+          : res.statusCode === 409
+            ? 'another agent is connected to this relay (409)'
+            : `the endpoint answered HTTP ${res.statusCode ?? '?'}`;
       res.resume();
       ws.terminate();
     });
@@ -160,24 +187,117 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
     });
     ws.once('open', () => {
       if (!proved) return;
-      this.serve(ws);
+      if (!this.running) {
+        ws.terminate();
+        return;
+      }
+      this.serve(tunnelDuplex(ws), 'a WebSocket');
     });
     ws.once('close', () => {
       if (this.ws === ws) this.ws = undefined;
-      const wasServing = this.session !== undefined;
-      this.session?.destroy(tunnelLost('the tunnel closed'));
-      this.session = undefined;
-      if (!this.running) return;
-      if (wasServing) {
-        this.logger.warn('egress agent: the tunnel closed; reconnecting');
-        this.failures = 0;
-        this.retry('the tunnel closed');
-      } else if (refusal !== undefined && /401|did not prove/.test(refusal)) {
-        this.logger.error(`egress agent: ${refusal}`);
-        this.retry(refusal, 'refused');
-      } else {
-        this.retry(refusal ?? 'the connection closed during the handshake');
-      }
+      this.carrierClosed(refusal);
+    });
+  }
+
+  /** The tunnel's connection closed: reconnect (or, refused, say so and back off). */
+  private carrierClosed(refusal: string | undefined): void {
+    const wasServing = this.session !== undefined;
+    this.session?.destroy(tunnelLost('the tunnel closed'));
+    this.session = undefined;
+    if (!this.running) return;
+    if (wasServing) {
+      this.logger.warn('egress agent: the tunnel closed; reconnecting');
+      this.failures = 0;
+      this.retry('the tunnel closed');
+    } else if (refusal !== undefined && /401|did not prove/.test(refusal)) {
+      this.logger.error(`egress agent: ${refusal}`);
+      this.retry(refusal, 'refused');
+    } else {
+      this.retry(refusal ?? 'the connection closed during the handshake');
+    }
+  }
+
+  /**
+   * Upgrades to HTTP/2 straight on the TCP connection (no WebSocket framing or masking: nghttp2 reads
+   * the socket natively). 'fallback' when the forward does not pass that upgrade through. Through
+   * ClientRequest with our own socket, not http.request: VS Code's extension host patches that one.
+   */
+  private tryDirect(challenge: string): Promise<'handled' | 'fallback'> {
+    const url = new URL(this.urls.tunnel.href.replace(/^ws/, 'http'));
+    const nonce = randomToken(24);
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const port = Number(url.port || 80);
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (v: 'handled' | 'fallback'): void => {
+        if (settled) return;
+        settled = true;
+        resolve(v);
+      };
+      const req = new http.ClientRequest({
+        method: 'GET',
+        path: url.pathname,
+        setHost: true,
+        host,
+        port,
+        headers: {
+          connection: 'Upgrade',
+          upgrade: RAW_UPGRADE,
+          [HEADER.challenge]: challenge,
+          [HEADER.nonce]: nonce,
+          [HEADER.proof]: agentProof(this.options.token, challenge, nonce),
+          'user-agent': this.options.userAgent ?? `socks-relay-egress-agent (${hostname()})`,
+        },
+        timeout: HANDSHAKE_TIMEOUT_MS,
+        createConnection: () => new net.Socket({ allowHalfOpen: false }).connect({ host, port }),
+      });
+      req.once('upgrade', (res: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+        socket.on('error', () => undefined);
+        if (String(res.headers.upgrade ?? '').toLowerCase() !== RAW_UPGRADE) {
+          socket.destroy();
+          settle('fallback');
+          return;
+        }
+        const proof = res.headers[HEADER.proof];
+        settle('handled');
+        if (!this.running) {
+          // Stopped while the upgrade was under way.
+          socket.destroy();
+          return;
+        }
+        if (!proofMatches(endpointProof(this.options.token, nonce, challenge), typeof proof === 'string' ? proof : undefined)) {
+          socket.destroy();
+          this.carrierClosed('the endpoint did not prove that it knows the secret (is another program on the forwarded port?)');
+          return;
+        }
+        if (head.length > 0) socket.unshift(head);
+        socket.setNoDelay(true);
+        // Before http2's own listener: a tunnel that drops must error the streams, not end them (see tunnelLost).
+        socket.once('close', () => {
+          if (this.directSocket === socket) this.directSocket = undefined;
+          this.carrierClosed(undefined);
+        });
+        this.directSocket = socket;
+        this.serve(socket, 'the upgraded connection');
+      });
+      req.once('response', (res: http.IncomingMessage) => {
+        res.resume();
+        if (res.statusCode === 401) {
+          settle('handled');
+          this.carrierClosed('the endpoint refused the secret (401): is SOCKS_RELAY_EGRESS_TOKEN the one the relay shows?');
+          return;
+        }
+        if (res.statusCode === 409) {
+          settle('handled');
+          this.carrierClosed('another agent is connected to this relay (409)');
+          return;
+        }
+        settle('fallback');
+      });
+      req.once('timeout', () => req.destroy(new Error('no answer to the upgrade')));
+      // code-server's proxy drops an upgrade that is not a WebSocket: the connection just closes.
+      req.once('error', () => settle('fallback'));
+      req.end();
     });
   }
 
@@ -196,15 +316,14 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
     this.retryTimer.unref?.();
   }
 
-  private serve(ws: WebSocket): void {
-    const duplex = tunnelDuplex(ws);
-    const session = http2.performServerHandshake(duplex, { settings: TUNNEL_SETTINGS, maxSessionMemory: 64 });
+  private serve(stream: Duplex, how: string): void {
+    const session = http2.performServerHandshake(stream, { settings: TUNNEL_SETTINGS, maxSessionMemory: 64 });
     this.session = session;
     session.on('error', (err) => this.logger.debug(`egress agent: tunnel error: ${describeError(err)}`));
     session.setLocalWindowSize(TUNNEL_WINDOW);
     session.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.failures = 0;
-    this.logger.info(`egress agent: connected to ${this.urls.tunnel.origin}; carrying sessions from the remote relay`);
+    this.logger.info(`egress agent: connected to ${this.options.url} (HTTP/2 over ${how}); carrying sessions from the remote relay`);
     this.setState('connected');
   }
 
@@ -259,6 +378,8 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
  * for the tunnel, as RFC 9113 §8.5 asks for a TCP reset; RST for the socket).
  */
 function splice(stream: http2.ServerHttp2Stream, socket: OutboundStream): void {
+  // A stream cut by the tunnel going away is 'aborted' and then ended: error it first, so the target gets no FIN.
+  stream.once('aborted', abortStream);
   socket.pipe(stream);
   stream.pipe(socket);
   socket.on('error', () => {
@@ -280,6 +401,10 @@ function splice(stream: http2.ServerHttp2Stream, socket: OutboundStream): void {
  */
 function tunnelLost(why: string): Error {
   return new Error(`egress tunnel: ${why}`);
+}
+
+function abortStream(this: http2.ServerHttp2Stream): void {
+  this.destroy(tunnelLost('the tunnel was cut'));
 }
 
 /** GET the single-use challenge (small JSON, bounded). */

@@ -17,6 +17,10 @@ export interface StreamAddresses {
   readonly remotePort?: number;
 }
 
+function abortStream(this: Duplex): void {
+  this.destroy(Object.assign(new Error('the tunnel was cut'), { code: 'ECONNRESET' }));
+}
+
 export function countedStream(stream: Duplex, addresses: StreamAddresses): OutboundStream {
   const s = stream as Mutable;
   s.bytesRead = 0;
@@ -38,6 +42,9 @@ export function countedStream(stream: Duplex, addresses: StreamAddresses): Outbo
       writev.call(this, chunks, cb);
     };
   }
+  // An HTTP/2 stream cut by its session going away is 'aborted', then ended: error it first, so the relay
+  // resets its client instead of passing on a FIN as if a truncated transfer were complete.
+  s.once('aborted', abortStream);
   for (const key of ['localAddress', 'localPort', 'remoteAddress', 'remotePort'] as const) {
     Object.defineProperty(s, key, { value: addresses[key], enumerable: true, configurable: true });
   }

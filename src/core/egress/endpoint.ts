@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { Endpoint, formatEndpoint, normalizeIp } from '../address';
@@ -19,7 +19,7 @@ import type { OutboundStream } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode } from '../errors';
 import { Logger, silentLogger } from '../log';
 import { countedStream } from './counted-stream';
-import { agentProof, authorityOf, CHALLENGE_PATH, EGRESS_PATH, EGRESS_SUBPROTOCOL, endpointProof, HEADER, proofMatches, randomToken, validToken } from './protocol';
+import { agentProof, authorityOf, RAW_UPGRADE, CHALLENGE_PATH, EGRESS_PATH, EGRESS_SUBPROTOCOL, endpointProof, HEADER, proofMatches, randomToken, validToken } from './protocol';
 import { TUNNEL_SETTINGS, TUNNEL_WINDOW, WS_MAX_PAYLOAD } from './tuning';
 import { tunnelDuplex } from './ws-duplex';
 
@@ -69,7 +69,8 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
   private readonly logger: Logger;
   private readonly token: string;
   private session: http2.ClientHttp2Session | undefined;
-  private socket: WebSocket | undefined;
+  /** Closes what the current session runs over (the upgraded socket, or the WebSocket). */
+  private carrier: (() => void) | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private current: EgressState = { status: 'waiting', since: Date.now(), streams: 0 };
   private closed = false;
@@ -93,19 +94,19 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
     return this.session !== undefined && !this.session.closed && !this.session.destroyed;
   }
 
-  listen(): Promise<AddressInfo> {
+  listen(): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen({ host: this.options.host ?? '127.0.0.1', port: this.options.port ?? 0 }, () => {
         this.server.off('error', reject);
-        const address = this.server.address() as AddressInfo;
+        const address = this.server.address() as net.AddressInfo;
         this.logger.info(`egress: waiting for the agent on ${formatEndpoint({ host: address.address, port: address.port })}`);
         resolve(address);
       });
     });
   }
 
-  address(): AddressInfo | undefined {
+  address(): net.AddressInfo | undefined {
     const a = this.server.address();
     return a !== null && typeof a === 'object' ? a : undefined;
   }
@@ -232,45 +233,105 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
     };
     if (this.closed) return refuse(503, 'the relay is stopping');
     if (!path.endsWith(`/${EGRESS_PATH}`)) return refuse(404, `unknown path ${path.slice(0, 100)}`);
+    const raw = String(req.headers.upgrade ?? '').toLowerCase() === RAW_UPGRADE;
     const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    if (!protocols.includes(EGRESS_SUBPROTOCOL)) return refuse(400, `not the ${EGRESS_SUBPROTOCOL} protocol`);
+    if (!raw && !protocols.includes(EGRESS_SUBPROTOCOL)) return refuse(400, `not the ${EGRESS_SUBPROTOCOL} protocol`);
     const challenge = header(req, HEADER.challenge);
     const nonce = header(req, HEADER.nonce);
     const fresh = this.redeem(challenge);
     if (challenge === undefined || nonce === undefined || !/^[A-Za-z0-9_-]{16,128}$/.test(nonce)) return refuse(401, 'no proof of the secret');
     if (!fresh) return refuse(401, 'unknown or expired challenge');
     if (!proofMatches(agentProof(this.token, challenge, nonce), header(req, HEADER.proof))) return refuse(401, 'wrong secret');
+    // One agent at a time: a second one (another window running the agent too) gets in only when the
+    // current one no longer answers, so two agents cannot keep displacing each other and their sessions.
+    void this.currentAnswers().then((answers) => {
+      if (socket.destroyed) return;
+      if (answers) return refuse(409, 'another agent is connected and answering');
+      if (this.session) this.dropAgent('the previous agent stopped answering');
+      this.accept(req, socket, head, raw, challenge, nonce, from);
+    });
+  }
+
+  /** Whether the current agent answers a PING within a couple of seconds. */
+  private currentAnswers(): Promise<boolean> {
+    const session = this.session;
+    if (!session || session.destroyed || session.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 2_000);
+      const ok = session.ping((err) => {
+        clearTimeout(timer);
+        resolve(!err);
+      });
+      if (!ok) {
+        clearTimeout(timer);
+        resolve(false);
+      }
+    });
+  }
+
+  private accept(req: http.IncomingMessage, socket: Duplex, head: Buffer, raw: boolean, challenge: string, nonce: string, from: string): void {
     const proof = endpointProof(this.token, nonce, challenge);
+    const agent = String(req.headers['user-agent'] ?? 'egress agent').slice(0, 200);
+    if (raw && socket instanceof net.Socket) {
+      // HTTP/2 straight on the TCP socket: nghttp2 reads it natively, no WebSocket framing or masking.
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RAW_UPGRADE}\r\n${HEADER.proof}: ${proof}\r\n\r\n`);
+      if (head.length > 0) socket.unshift(head);
+      socket.setNoDelay(true);
+      this.attach(socket, () => socket.destroy(), agent, from, 'direct');
+      return;
+    }
+    if (raw) {
+      socket.destroy();
+      return;
+    }
     const addProof = (headers: string[]): void => {
       headers.push(`${HEADER.proof}: ${proof}`);
     };
     // ws emits 'headers' synchronously inside handleUpgrade (or not at all, when it refuses the request).
     this.wss.on('headers', addProof);
     try {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, String(req.headers['user-agent'] ?? 'egress agent').slice(0, 200), from));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.attachWebSocket(ws, agent, from));
     } finally {
       this.wss.off('headers', addProof);
     }
   }
 
-  /** The agent proved the secret: it becomes the one sessions go through (a previous one is let go). */
-  private attach(ws: WebSocket, agent: string, from: string): void {
-    if (this.session) this.dropAgent('a new agent connected');
+  private attachWebSocket(ws: WebSocket, agent: string, from: string): void {
+    const carrier = (): void => ws.terminate();
     // Before createWebSocketStream's own 'close' listener, which ends the duplex cleanly (see tunnelLost).
     ws.once('close', (code, reason) => {
-      if (this.socket !== ws) return;
+      if (this.carrier !== carrier) return;
       this.lastReason ??= `the tunnel closed (WebSocket ${code}${reason.length ? ` ${reason.toString().slice(0, 100)}` : ''})`;
       if (this.session && !this.session.destroyed) this.session.destroy(tunnelLost('the tunnel to this computer closed'));
     });
-    const duplex = tunnelDuplex(ws);
+    this.attach(tunnelDuplex(ws), carrier, agent, from, 'WebSocket');
+  }
+
+  /**
+   * The agent proved the secret: it becomes the one sessions go through (a previous one is let go).
+   * `stream` is the upgraded TCP socket itself, or the WebSocket as a stream where only WebSocket gets
+   * through the forwarder (code-server's /proxy/PORT/, Codespaces).
+   */
+  private attach(stream: Duplex, carrier: () => void, agent: string, from: string, how: 'direct' | 'WebSocket'): void {
+    if (this.session) this.dropAgent('a new agent connected');
+    if (stream instanceof net.Socket) {
+      // The HTTP server's sockets allow half-open connections; the tunnel has no use for one: the agent's
+      // FIN (its process ended) is the end of the tunnel.
+      stream.once('end', () => stream.destroy());
+      stream.once('close', () => {
+        if (this.carrier !== carrier) return;
+        this.lastReason ??= 'the tunnel closed (TCP)';
+        if (this.session && !this.session.destroyed) this.session.destroy(tunnelLost('the tunnel to this computer closed'));
+      });
+    }
     const session = http2.connect('http://egress.socks-relay.invalid', {
-      createConnection: () => duplex,
+      createConnection: () => stream,
       settings: TUNNEL_SETTINGS,
       // Both ends set their own window: the agent's (its uploads to us) and this one (what it sends back).
       maxSessionMemory: 64,
     });
     this.session = session;
-    this.socket = ws;
+    this.carrier = carrier;
     session.on('error', (err) => this.logger.debug(`egress: tunnel error: ${describeError(err)}`));
     session.once('connect', () => {
       session.setLocalWindowSize(TUNNEL_WINDOW);
@@ -278,13 +339,13 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
     session.once('close', () => {
       if (this.session !== session) return;
       this.session = undefined;
-      this.socket = undefined;
+      this.carrier = undefined;
       this.stopPings();
       if (!this.closed) this.logger.warn('egress: the agent went away; its sessions were reset, waiting for it to reconnect');
       this.setState({ status: 'disconnected', reason: this.lastReason ?? 'the tunnel closed', agent });
       this.lastReason = undefined;
     });
-    this.logger.info(`egress: agent connected from ${from} (${agent})`);
+    this.logger.info(`egress: agent connected from ${from} (${agent}, HTTP/2 over ${how === 'direct' ? 'the upgraded connection' : 'a WebSocket'})`);
     this.setState({ status: 'connected', agent });
     this.startPings(session, agent);
   }
@@ -320,12 +381,12 @@ export class EgressEndpoint extends EventEmitter<EgressEndpointEvents> {
 
   private dropAgent(reason: string): void {
     const session = this.session;
-    const ws = this.socket;
+    const carrier = this.carrier;
     if (!session) return;
     this.lastReason = reason;
     // Destroyed, not closed gracefully: its streams are reset, so no client waits on a tunnel we let go.
     session.destroy(tunnelLost(reason));
-    ws?.terminate();
+    carrier?.();
   }
 }
 

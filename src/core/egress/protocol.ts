@@ -3,7 +3,8 @@
  * the agent (on the user's computer). Pure: names, paths and the proofs, no I/O.
  *
  * 1. The agent asks the endpoint for a single-use challenge: GET <base>/socks-relay/egress/v1/challenge.
- * 2. It upgrades GET <base>/socks-relay/egress/v1 to a WebSocket with subprotocol `socks-relay-egress.1`,
+ * 2. It upgrades GET <base>/socks-relay/egress/v1, to `socks-relay-h2` (HTTP/2 directly on the connection)
+ *    or, where only WebSocket gets through, to a WebSocket with subprotocol `socks-relay-egress.1`,
  *    sending the challenge, a nonce of its own and HMAC(secret, "agent", challenge, nonce). A wrong or
  *    missing proof gets 401; a challenge is good once, so a captured upgrade cannot be replayed.
  * 3. The 101 answer carries HMAC(secret, "endpoint", nonce, challenge): the agent serves nothing to an
@@ -18,6 +19,12 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 export const EGRESS_PATH = 'socks-relay/egress/v1';
 export const CHALLENGE_PATH = `${EGRESS_PATH}/challenge`;
 export const EGRESS_SUBPROTOCOL = 'socks-relay-egress.1';
+/**
+ * The upgrade token for HTTP/2 straight on the upgraded connection (no WebSocket): tried first, where the
+ * forward passes TCP through (VS Code's port forwarding, ssh -L); forwarders that carry only WebSocket
+ * (code-server's /proxy/PORT/) refuse it, and the agent then upgrades to a WebSocket instead.
+ */
+export const RAW_UPGRADE = 'socks-relay-h2';
 /** Where the agent and the headless relay read the per-run secret. */
 export const EGRESS_TOKEN_ENV = 'SOCKS_RELAY_EGRESS_TOKEN';
 
