@@ -20,6 +20,19 @@ export interface ConfigModelInput {
   egress?: EgressView;
   /** Credentials are required although auth is "none" (a route goes through this computer). */
   credentialsForced?: boolean;
+  /** This window's part in the user's shared relay. */
+  sharing?: SharingInfo;
+}
+
+/** One relay per user: this window runs it (with `others` windows attached) or shows the one `owner` runs. */
+export type SharingInfo = { readonly role: 'owner'; readonly others: number } | { readonly role: 'member'; readonly owner: string };
+
+function sharingText(v: SharingInfo): { description: string; tooltip: string } {
+  if (v.role === 'member') return { description: `run by window "${v.owner}"`, tooltip: `Every window of yours shares one relay. Window "${v.owner}" runs it; this window shows it and sends it Start, Stop and the rest. If that window closes, one of the others carries the relay on, on the same port.` };
+  return {
+    description: v.others === 0 ? 'this window (no other window attached)' : `this window · ${v.others} other window${v.others === 1 ? '' : 's'} attached`,
+    tooltip: 'Every window of yours shares one relay; this window runs it. If it closes, another window carries it on, on the same port, with the same credentials.',
+  };
 }
 
 export function upstreamUrlText(u: UpstreamSetting): string {
@@ -106,6 +119,7 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
       },
       { kind: 'info', id: 'listener.protocols', label: 'Protocols', description: protocols, icon: 'symbol-interface', contextValue: 'listener.field' },
       { kind: 'info', id: 'listener.state', label: 'State', description: stateText, icon: running ? 'pass' : state === 'error' ? 'error' : 'debug-pause', contextValue: 'listener.field' },
+      ...(input.sharing ? [{ kind: 'info' as const, id: 'listener.shared', label: 'Shared', ...sharingText(input.sharing), icon: 'multiple-windows', contextValue: 'listener.field' }] : []),
     ],
   };
 

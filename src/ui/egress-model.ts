@@ -35,7 +35,7 @@ export type EgressView =
 export function egressStatusText(v: EgressView): string {
   switch (v.status) {
     case 'off':
-      return v.why ?? 'starts with the proxy';
+      return v.why ?? 'not in use · choose it to connect';
     case 'waiting':
       return v.companion === 'asking' ? 'connecting…' : 'waiting for the agent';
     case 'connected':
@@ -49,7 +49,7 @@ function tooltip(v: EgressView): string {
   const base = 'Sessions on this route leave from the computer VS Code runs on (your laptop), through a tunnel over VS Code\'s port forwarding: they reach what that computer reaches (its VPN, intranet and internet).';
   switch (v.status) {
     case 'off':
-      return `${base}\n${v.why ?? 'The tunnel opens when the proxy starts.'}`;
+      return `${base}\n${v.why ?? 'The tunnel opens when the default route or a rule uses it (and the proxy runs).'}`;
     case 'waiting':
       return v.companion === 'absent'
         ? `${base}\nNo companion extension answered on your computer (a browser window has none). Click to copy the command that runs the agent there.`

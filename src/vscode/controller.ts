@@ -9,7 +9,7 @@ import { ProxyServer } from '../core/server';
 import type { UserCredentials } from '../core/auth';
 import type { Router } from '../core/dialer';
 import type { ListenerInfo } from '../ui/env';
-import { describeRoute } from '../ui/config-model';
+import { describeRoute, SharingInfo } from '../ui/config-model';
 import { SECTION } from '../ui/setting-keys';
 import { ExtensionSettings, listenerChanged } from '../ui/settings';
 import { credentialFixTarget, ProxyState } from '../ui/status';
@@ -76,6 +76,7 @@ export class ProxyController extends Disposables implements SharedRelayHost {
     });
     this.shared = this.register(new SharedRelay(this, log, windowLabel()));
     this.register(this.shared.onDidChangeRole((role) => this.adoptRole(role)));
+    this.register(this.shared.onDidChangeMembers(() => this.changed.fire()));
     this.register(
       this.shared.onDidChangeRelay((relay) => {
         this.memberRelay = relay;
@@ -121,6 +122,13 @@ export class ProxyController extends Disposables implements SharedRelayHost {
   get sessions(): SessionSource {
     return this.memberRelay ? this.mirror : this.registry;
   }
+  /** This window's part in the shared relay, for the tree (undefined when it runs one of its own). */
+  get sharing(): SharingInfo | undefined {
+    const role = this.shared.role;
+    if (!role) return undefined;
+    return role.kind === 'owner' ? { role: 'owner', others: this.shared.members } : { role: 'member', owner: this.memberRelay?.owner ?? role.relay.owner };
+  }
+
   /** Attached to a relay another window owns. */
   get attached(): boolean {
     return this.memberRelay !== undefined;

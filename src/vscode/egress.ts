@@ -99,6 +99,7 @@ export class EgressService extends Disposables {
       this.companion = 'absent';
       this.log.info(`egress: no companion extension (${COMPANION_ID}) on your computer; the agent command is under "This computer" in the Upstreams view`);
       this.changed.fire();
+      this.offerAgentCommand('No companion extension answers on your computer (a browser window has none).');
       return;
     }
     const request: ConnectRequest = { version: CONTRACT_VERSION, id: this.id, url, token: this.token, window: vscode.env.remoteName ?? vscode.env.appName };
@@ -117,6 +118,18 @@ export class EgressService extends Disposables {
       this.log.warn(`egress: the companion could not be asked: ${this.companionDetail}`);
     }
     this.changed.fire();
+    this.offerAgentCommand(`The companion on your computer did not connect (${this.companionDetail ?? 'no answer'}).`);
+  }
+
+  private offered = false;
+
+  /** Once per window: the way out when no companion carries the route. */
+  private offerAgentCommand(why: string): void {
+    if (this.offered) return;
+    this.offered = true;
+    void vscode.window
+      .showInformationMessage(`SOCKS Relay: "This computer" needs the egress agent on your computer. ${why}`, 'Copy Agent Command')
+      .then((pick) => (pick ? this.copyAgentCommand() : undefined));
   }
 
   /** Copies the agent command (it holds the secret: shown to the user, never logged). */
@@ -134,8 +147,6 @@ export class EgressService extends Disposables {
     const command = this.agentCommand();
     if (command === undefined) return;
     await vscode.env.clipboard.writeText(command);
-    void vscode.window.showInformationMessage(
-      'SOCKS Relay: the egress agent command is on the clipboard. Run it on your computer (with the socks-relay CLI installed); sessions on "This computer" then leave from there.',
-    );
+    void vscode.window.showInformationMessage('SOCKS Relay: agent command copied. Run it on your computer (socks-relay CLI).');
   }
 }

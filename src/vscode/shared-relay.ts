@@ -36,6 +36,8 @@ export class SharedRelay extends Disposables {
   readonly onDidChangeRelay = this.stateChanged.event;
   private readonly sessionsChanged = this.register(new vscode.EventEmitter<SessionBatch>());
   readonly onDidReceiveSessions = this.sessionsChanged.event;
+  private readonly membersChanged = this.register(new vscode.EventEmitter<number>());
+  readonly onDidChangeMembers = this.membersChanged.event;
 
   constructor(
     private readonly host: SharedRelayHost,
@@ -72,6 +74,12 @@ export class SharedRelay extends Disposables {
 
   get role(): Role | undefined {
     return this.membership.role;
+  }
+
+  /** Owner: how many other windows are attached. */
+  get members(): number {
+    const role = this.membership.role;
+    return role?.kind === 'owner' ? role.channel.size : 0;
   }
 
   get isMember(): boolean {
@@ -114,6 +122,7 @@ export class SharedRelay extends Disposables {
       });
       role.channel.on('members', (n) => {
         this.log.info(`shared relay: ${n} other window(s) attached`);
+        this.membersChanged.fire(n);
         this.resetNext = true;
         this.dirty = true;
       });

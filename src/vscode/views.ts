@@ -24,6 +24,7 @@ export class ConfigView extends Disposables {
           ignored: controller.source.ignored,
           ...(controller.egress.available ? { egress: controller.egress.view } : {}),
           credentialsForced: controller.credentialsForced,
+          ...(controller.sharing ? { sharing: controller.sharing } : {}),
         }),
       ),
     );

@@ -210,11 +210,17 @@ describe('egress through this computer, code-server in a network namespace', { s
       60_000,
     );
     assert.match(row, /waiting for the agent · active$/);
+    // Nothing answered on the user's side: the extension says what to do, once, with the way to do it.
+    const offer = page.locator('.notification-toast', { hasText: '"This computer" needs the egress agent on your computer' });
+    await offer.waitFor({ state: 'visible', timeout: 15_000 });
+    assert.match(await offer.innerText(), /No companion extension answers/);
     await shot('egress-sidebar-waiting', page.locator('#workbench\\.parts\\.sidebar'));
   });
 
   test('copies the agent command; the agent run on the host connects and the row shows "connected"', async () => {
-    await runCommand(page, 'SOCKS Relay: Copy Egress Agent Command (This Computer)');
+    // The offer's button copies it (the palette command and the row do the same).
+    const offer = page.locator('.notification-toast', { hasText: '"This computer" needs the egress agent on your computer' });
+    await offer.locator('a.monaco-button', { hasText: 'Copy Agent Command' }).click();
     const copied = await waitFor('agent command on the clipboard', async () => {
       const t = await page.evaluate(() => navigator.clipboard.readText()).catch(() => '');
       return /SOCKS_RELAY_EGRESS_TOKEN=\S+ socks-relay egress-agent --connect \S+/.test(t) ? t : undefined;
@@ -227,7 +233,7 @@ describe('egress through this computer, code-server in a network namespace', { s
     console.log(`asExternalUri gave: ${url}`);
     // code-server forwards the port under its own address: /proxy/PORT/ on the host the browser used.
     assert.match(url, new RegExp(`^http://127\\.0\\.0\\.1:${BRIDGE_PORT}/proxy/\\d+/?$`));
-    const notice = page.locator('.notification-toast', { hasText: 'egress agent command is on the clipboard' });
+    const notice = page.locator('.notification-toast', { hasText: 'agent command copied' });
     await notice.waitFor({ state: 'visible', timeout: 10_000 });
     await shot('egress-copied', page);
     await notice.hover();

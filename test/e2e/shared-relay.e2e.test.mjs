@@ -48,6 +48,15 @@ async function openSidebar(page) {
   if (await page.locator('.pane-header', { hasText: 'Configuration' }).isVisible()) return;
   await page.locator('.activitybar .action-item a[aria-label^="SOCKS Relay"]').first().click();
   await page.locator('.pane-header', { hasText: 'Configuration' }).waitFor({ state: 'visible', timeout: 30_000 });
+  // Wider, as a user would drag it, so the rows are readable in the screenshots; then the pointer out of the way.
+  const box = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
+  if (box) {
+    await page.mouse.move(box.x + box.width + 1, box.y + 300);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width + 220, box.y + 300, { steps: 8 });
+    await page.mouse.up();
+  }
+  await page.mouse.move(box ? box.x + box.width + 600 : 900, 20);
 }
 
 const running = (t) => /\b\d+ · ↑/.test(t);
@@ -121,7 +130,14 @@ test('window 1 starts the relay; window 2 attaches: same listener, and a session
     return r.some((x) => x.includes(`127.0.0.1:${PROXY_PORT} · running`)) ? r : undefined;
   });
   assert.ok(rows.some((r) => r.includes(`127.0.0.1:${PROXY_PORT}`)), rows.join('\n'));
+  assert.ok(rows.some((r) => /^Shared run by window "/.test(r)), rows.join('\n'));
   on(page1);
+  await openSidebar(page1);
+  const own = await waitFor('window 1 says it runs the relay for one more window', async () => {
+    const r = await viewRows('Configuration');
+    return r.find((x) => x.startsWith('Shared this window · 1 other window attached'));
+  });
+  assert.ok(own);
   await newTerminal(page1);
   await type(page1, `curl -sS --max-time 20 --noproxy '' -x "$ALL_PROXY" http://127.0.0.1:${webPort}/slow | tail -n 1`);
   on(page2);
@@ -135,7 +151,12 @@ test('window 1 starts the relay; window 2 attaches: same listener, and a session
     return /\b1 · ↑\d/.test(t) ? t : undefined;
   });
   assert.ok(busy);
+  await page2.mouse.move(900, 20);
   await shot('window2-attached', page2.locator('#workbench\\.parts\\.sidebar'));
+  on(page1);
+  await waitFor('window 1 shows its own live session', async () => (await viewRows('Sessions')).find((x) => x.includes(`127.0.0.1:${webPort}`)));
+  await shot('window1-owner', page1.locator('#workbench\\.parts\\.sidebar'));
+  on(page2);
   await shot('window1-terminal', page1.locator('#workbench\\.parts\\.panel'));
   await waitForTerminalText(page1, 'slow-done', { timeoutMs: 30_000 });
 });
