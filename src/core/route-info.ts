@@ -15,9 +15,9 @@ export interface RouteInfo {
   readonly text: string;
 }
 
-/** A rule's or the default's route to `action`. */
-export function routeInfo(rule: RouteInfo['rule'], action: string, upstream: string | undefined, hops: readonly string[]): RouteInfo {
-  const label = rule ? `rule ${rule.index} (${rule.match})` : 'default';
+/** A rule's or the default's route to `action`; `chosenBy` names another chooser (a terminal's own route). */
+export function routeInfo(rule: RouteInfo['rule'], action: string, upstream: string | undefined, hops: readonly string[], chosenBy?: string): RouteInfo {
+  const label = rule ? `rule ${rule.index} (${rule.match})` : (chosenBy ?? 'default');
   return { ...(rule ? { rule } : {}), action, ...(upstream !== undefined ? { upstream } : {}), hops, text: `${label} → ${action}` };
 }
 

@@ -129,6 +129,8 @@ export class RuleRouter implements Router {
   private egress: EgressDialer | undefined;
   private readonly decisions: RouteDecision[];
   private readonly defaultDecision: RouteDecision;
+  /** A decision for an action, labelled by what chose it (a terminal's own route): see decisionFor. */
+  private readonly targetFor: (action: string, where: string, label: string) => RouteDecision;
 
   constructor(
     config: RoutingConfig,
@@ -182,13 +184,13 @@ export class RuleRouter implements Router {
       const names = u.failover.map((m) => (m.includes('://') ? redactUrl(m) : m));
       this.named.set(u.name, new FailoverDialer(u.name, members, logger, names));
     }
-    const target = (action: string, where: string, rule: RouteInfo['rule']): RouteDecision => {
+    const target = (action: string, where: string, rule: RouteInfo['rule'], label?: string): RouteDecision => {
       if (action === 'block' || action === 'direct') {
-        const info = routeInfo(rule, action, undefined, []);
+        const info = routeInfo(rule, action, undefined, [], label);
         return action === 'block' ? { action, route: info.text, info } : { action: 'dial', dialer: this.direct, route: info.text, info };
       }
       if (isEgressRoute(action)) {
-        const info = routeInfo(rule, EGRESS_ROUTE, EGRESS_ROUTE, []);
+        const info = routeInfo(rule, EGRESS_ROUTE, EGRESS_ROUTE, [], label);
         return { action: 'dial', dialer: egressDialer(where), route: info.text, info };
       }
       const dialer = this.named.get(action);
@@ -196,9 +198,10 @@ export class RuleRouter implements Router {
         const known = [...this.named.keys()];
         throw badConfig(where, `action "${action}" is not "direct", "block" or a defined upstream${known.length ? ` (${known.join(', ')})` : ''}`);
       }
-      const info = routeInfo(rule, action, action, dialer instanceof ChainDialer ? dialer.hops.map(hopLabel) : []);
+      const info = routeInfo(rule, action, action, dialer instanceof ChainDialer ? dialer.hops.map(hopLabel) : [], label);
       return { action: 'dial', dialer, route: info.text, info };
     };
+    this.targetFor = (action, where, label) => target(action, where, undefined, label);
     this.rules = compileRules(config.rules ?? []);
     this.decisions = this.rules.map((r) => target(r.action, `rule ${r.index}`, { index: r.index, match: r.match }));
     this.defaultDecision = target(config.default ?? 'direct', 'default', undefined);
@@ -207,6 +210,20 @@ export class RuleRouter implements Router {
   decide(destination: Endpoint, _context?: RouteContext): RouteDecision {
     const rule = firstMatch(this.rules, destination);
     return rule ? this.decisions[rule.index - 1] : this.defaultDecision;
+  }
+
+  /** The decision of the first rule that matches, if one does (rules come before any other choice). */
+  ruleDecision(destination: Endpoint): RouteDecision | undefined {
+    const rule = firstMatch(this.rules, destination);
+    return rule ? this.decisions[rule.index - 1] : undefined;
+  }
+
+  /**
+   * The route to `action` ("direct", "block", "egress" or an upstream name) as chosen by `label` instead of
+   * a rule or the default (`terminal "build" → corp`). Throws BAD_RULE for an unknown upstream.
+   */
+  decisionFor(action: string, label: string): RouteDecision {
+    return this.targetFor(action, label, label);
   }
 
   /** The dialer for an upstream name ("direct" included), e.g. for a health check. */

@@ -28,19 +28,25 @@ function outcomeText(s: SessionInfo): string {
   return s.outcome ?? (s.reply !== undefined ? replyName(s.reply) : 'closed');
 }
 
-export function sessionNode(s: SessionInfo, now: number): SessionNode {
+/** Routed terminals by their user name ("New Terminal Through…"): whose sessions a row names. */
+export type TerminalNames = ReadonlyMap<string, string>;
+
+const NO_TERMINALS: TerminalNames = new Map();
+
+export function sessionNode(s: SessionInfo, now: number, terminals: TerminalNames = NO_TERMINALS): SessionNode {
+  const terminal = s.user !== undefined ? terminals.get(s.user) : undefined;
   const live = s.state !== 'closed';
   const cmd = s.command === 'http' ? '' : s.command ? (commandLabel[s.command] ?? s.command) : '';
   const proto = `${s.protocol.toUpperCase()} ${cmd}`.trim();
   const age = formatDuration((live ? now : (s.closedAt ?? now)) - s.startedAt);
   const failed = !live && s.outcomeKind !== 'ok';
   // Counters and age first: they change while you watch, and stay visible in a narrow sidebar.
-  const description = [traffic(s), live ? age : failed ? outcomeText(s) : `closed after ${age}`, proto, s.route]
+  const description = [traffic(s), live ? age : failed ? outcomeText(s) : `closed after ${age}`, proto, terminal !== undefined ? `⌨ ${terminal}` : undefined, s.route]
     .filter(Boolean)
     .join(' · ');
   const tooltip = [
     `${s.destination ?? '(no request yet)'}`,
-    `Client: ${s.client}${s.user ? ` (user ${s.user})` : ''}`,
+    `Client: ${s.client}${terminal !== undefined ? ` (terminal "${terminal}")` : s.user ? ` (user ${s.user})` : ''}`,
     `Protocol: ${proto}`,
     `Route: ${s.route ?? '-'}`,
     `State: ${s.state}${live ? '' : ` — ${outcomeText(s)}`}`,
@@ -61,42 +67,53 @@ export function sessionNode(s: SessionInfo, now: number): SessionNode {
   };
 }
 
-function matches(s: SessionInfo, filter: string): boolean {
+function matches(s: SessionInfo, filter: string, terminal?: string): boolean {
   if (!filter) return true;
   const f = filter.toLowerCase();
-  return [s.destination, s.client, s.route, s.protocol, s.command, s.user].some((v) => v?.toLowerCase().includes(f));
+  return [s.destination, s.client, s.route, s.protocol, s.command, s.user, terminal].some((v) => v?.toLowerCase().includes(f));
 }
 
-export function sessionTree(live: readonly SessionInfo[], closed: readonly SessionInfo[], options: { filter: string; grouping: SessionGrouping; now: number }): ViewNode[] {
-  const l = live.filter((s) => matches(s, options.filter)).sort((a, b) => b.startedAt - a.startedAt);
-  const c = closed.filter((s) => matches(s, options.filter)).sort((a, b) => (b.closedAt ?? 0) - (a.closedAt ?? 0));
-  if (options.grouping === 'host') {
+/** The group of a session when grouping by terminal: the routed terminal's name, or everything else together. */
+export const OTHER_CLIENTS = 'Other clients';
+
+export function sessionTree(
+  live: readonly SessionInfo[],
+  closed: readonly SessionInfo[],
+  options: { filter: string; grouping: SessionGrouping; now: number; terminals?: TerminalNames },
+): ViewNode[] {
+  const terminals = options.terminals ?? NO_TERMINALS;
+  const termOf = (s: SessionInfo): string | undefined => (s.user !== undefined ? terminals.get(s.user) : undefined);
+  const l = live.filter((s) => matches(s, options.filter, termOf(s))).sort((a, b) => b.startedAt - a.startedAt);
+  const c = closed.filter((s) => matches(s, options.filter, termOf(s))).sort((a, b) => (b.closedAt ?? 0) - (a.closedAt ?? 0));
+  if (options.grouping === 'host' || options.grouping === 'terminal') {
+    const byTerminal = options.grouping === 'terminal';
     const groups = new Map<string, { live: SessionInfo[]; closed: SessionInfo[] }>();
     for (const [list, key] of [
       [l, 'live'],
       [c, 'closed'],
     ] as const) {
       for (const s of list) {
-        const h = hostOf(s.destination);
+        const h = byTerminal ? (termOf(s) ?? OTHER_CLIENTS) : hostOf(s.destination);
         let g = groups.get(h);
         if (!g) groups.set(h, (g = { live: [], closed: [] }));
         g[key].push(s);
       }
     }
     return [...groups.entries()]
-      .sort((a, b) => b[1].live.length - a[1].live.length || a[0].localeCompare(b[0]))
+      .sort((a, b) => (byTerminal ? Number(a[0] === OTHER_CLIENTS) - Number(b[0] === OTHER_CLIENTS) : 0) || b[1].live.length - a[1].live.length || a[0].localeCompare(b[0]))
       .map(([host, g]): InfoNode => ({
         kind: 'info',
-        id: `host-${host}`,
+        id: `${byTerminal ? 'terminal' : 'host'}-${host}`,
         label: host,
         description: `${g.live.length} active${g.closed.length ? `, ${g.closed.length} closed` : ''}`,
-        icon: 'globe',
+        ...(byTerminal && host === OTHER_CLIENTS ? { tooltip: 'Sessions from everything else: terminals opened the usual way, and programs outside VS Code' } : {}),
+        icon: byTerminal ? (host === OTHER_CLIENTS ? 'globe' : 'terminal') : 'globe',
         contextValue: 'sessionGroup',
-        expanded: g.live.length > 0,
-        children: [...g.live, ...g.closed].map((s) => sessionNode(s, options.now)),
+        expanded: byTerminal || g.live.length > 0,
+        children: [...g.live, ...g.closed].map((s) => sessionNode(s, options.now, terminals)),
       }));
   }
-  const nodes: ViewNode[] = l.map((s) => sessionNode(s, options.now));
+  const nodes: ViewNode[] = l.map((s) => sessionNode(s, options.now, terminals));
   if (c.length > 0) {
     nodes.push({
       kind: 'info',
@@ -106,7 +123,7 @@ export function sessionTree(live: readonly SessionInfo[], closed: readonly Sessi
       icon: 'history',
       contextValue: 'closedGroup',
       expanded: l.length === 0,
-      children: c.map((s) => sessionNode(s, options.now)),
+      children: c.map((s) => sessionNode(s, options.now, terminals)),
     });
   }
   return nodes;

@@ -11,7 +11,7 @@ export const SECTION = 'socksRelay';
 
 export const TERMINAL_VARIABLES = ['ALL_PROXY', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'] as const;
 export const AUTH_MODES = ['none', 'generated', 'password'] as const;
-export const SESSION_GROUPINGS = ['none', 'host'] as const;
+export const SESSION_GROUPINGS = ['none', 'host', 'terminal'] as const;
 
 export interface SettingSpec {
   readonly type: 'boolean' | 'string' | 'integer' | 'array';

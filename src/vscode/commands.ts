@@ -16,6 +16,7 @@ import { checkUpstream } from './routing';
 import type { SessionsView } from './views';
 import { proxiedTerminalEnv } from './terminal-env';
 import { EGRESS_LABEL, EGRESS_ROUTE, egressStatusText } from '../ui/egress-model';
+import type { RoutedTerminals } from './routed-terminals';
 
 type Command = (...args: unknown[]) => unknown;
 
@@ -31,7 +32,7 @@ function ruleIndex(arg: unknown): number | undefined {
   return isNode(arg, 'rule') ? arg.index : undefined;
 }
 
-export function registerCommands(context: vscode.ExtensionContext, controller: ProxyController, sessions: SessionsView, log: vscode.LogOutputChannel): void {
+export function registerCommands(context: vscode.ExtensionContext, controller: ProxyController, sessions: SessionsView, log: vscode.LogOutputChannel, terminals: RoutedTerminals): void {
   const s = (): typeof controller.settings => controller.settings;
 
   /** Writes a setting where it is in effect now (see SettingsSource.target). */
@@ -250,6 +251,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
       { label: '$(arrow-swap) Select Upstream…', description: `now: ${controller.upstreamText()}`, run: selectUpstream },
       { label: '$(list-flat) Show Sessions', run: () => sessions.reveal() },
       { label: '$(terminal) New Terminal Through Proxy', run: () => vscode.commands.executeCommand('socksRelay.newTerminal') },
+      { label: '$(terminal) New Terminal Through…', description: 'a route of its own', run: () => terminals.create() },
       { label: '$(copy) Copy Proxy URL', run: () => vscode.commands.executeCommand('socksRelay.copyProxyUrl') },
       { label: '$(output) Show Log', run: () => log.show() },
       { label: '$(gear) Open Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', SECTION) },
@@ -282,6 +284,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
       const terminal = vscode.window.createTerminal({ name: 'SOCKS Relay', env, iconPath: new vscode.ThemeIcon('radio-tower') });
       terminal.show();
     },
+    'socksRelay.newTerminalThrough': () => terminals.create(),
     'socksRelay.clearClosedSessions': () => controller.clearClosed(),
     'socksRelay.manageTrust': () => vscode.commands.executeCommand('workbench.trust.manage'),
     'socksRelay.reviewFolderSettings': () => controller.reviewFolderSettings(),
@@ -291,6 +294,7 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     },
     'socksRelay.clearSessionFilter': () => sessions.setFilter(''),
     'socksRelay.groupSessionsByHost': () => writeSetting('sessions.groupBy', 'host'),
+    'socksRelay.groupSessionsByTerminal': () => writeSetting('sessions.groupBy', 'terminal'),
     'socksRelay.ungroupSessions': () => writeSetting('sessions.groupBy', 'none'),
     'socksRelay.egress.copyAgentCommand': () => controller.egress.copyAgentCommand(),
     'socksRelay.egress.reconnect': () => controller.egress.askCompanion(),

@@ -26,6 +26,9 @@ import type { ControlCommand, RelayState } from '../core/shared/protocol';
 import type { Role } from '../core/shared/membership';
 import { MirrorSessions, SessionSource } from '../ui/mirror-sessions';
 import { SharedRelay, SharedRelayHost } from './shared-relay';
+import { UserRouteRouter } from '../core/user-routes';
+import { isEgressRoute } from '../core/egress/dialer';
+import type { TerminalRoute } from '../ui/terminal-routes';
 
 /**
  * Owns the engine for the window: starts and stops the ProxyServer, feeds it settings and secrets,
@@ -187,6 +190,7 @@ export class ProxyController extends Disposables implements SharedRelayHost {
       route: describeRoute(this.settings),
       owner: windowLabel(),
       ownerPid: process.pid,
+      terminals: [...this.terminalRoutes.values()],
     };
   }
 
@@ -206,6 +210,13 @@ export class ProxyController extends Disposables implements SharedRelayHost {
         return;
       case 'clearClosed':
         this.registry.clearClosed();
+        return;
+      case 'addTerminal':
+        this.terminalRoutes.set(command.terminal.username, command.terminal);
+        await this.applyTerminalRoutes();
+        return;
+      case 'removeTerminal':
+        if (this.terminalRoutes.delete(command.username)) await this.applyTerminalRoutes();
         return;
     }
   }
@@ -276,13 +287,18 @@ export class ProxyController extends Disposables implements SharedRelayHost {
     const s = this.settings;
     this.setState('starting');
     try {
+      for (const t of inherit?.terminals ?? []) this.terminalRoutes.set(t.username, t);
       const router = await this.router(s);
       const users = await this.users(s, router.usesEgress, inherit?.credentials);
+      this.baseUsers = users;
+      this.anonymousOk = users.length === 0;
       const server = new ProxyServer(
         {
           host: inherit?.host ?? s.host,
           port: inherit?.port ?? s.port,
-          users,
+          users: [...users, ...this.terminalUsers()],
+          // Routed terminals authenticate (that is how the relay knows them); everyone else as the settings say.
+          allowNoAuth: users.length === 0,
           socks4: s.socks4,
           http: s.http,
           maxSessions: s.maxSessions,
@@ -390,10 +406,63 @@ export class ProxyController extends Disposables implements SharedRelayHost {
   /** The router for these settings; the route "This computer" opens the egress endpoint where it exists. */
   private async router(s: ExtensionSettings): Promise<Router & { readonly usesEgress: boolean }> {
     let egress: EgressEndpoint | 'direct' | undefined;
+    const terminals = [...this.terminalRoutes.values()];
     if (!this.egress.available) egress = 'direct';
-    else if (routeUsesEgress(s)) egress = await this.egress.open();
-    return buildRouter(s, this.secrets, channelLogger(this.log), egress);
+    else if (routeUsesEgress(s) || terminals.some((t) => isEgressRoute(t.action))) egress = await this.egress.open();
+    const base = await buildRouter(s, this.secrets, channelLogger(this.log), egress);
+    if (terminals.length === 0) return base;
+    return new UserRouteRouter(base, new Map(terminals.map((t) => [t.username, { label: `terminal "${t.name}"`, action: t.action }])));
   }
+
+  /** Terminals with routes of their own: this window's (owner), or the owning window's as it told us. */
+  private readonly terminalRoutes = new Map<string, TerminalRoute>();
+
+  /** The user names of routed terminals and their names, for the Sessions view. */
+  terminalNames(): ReadonlyMap<string, string> {
+    const list = this.memberRelay ? (this.memberRelay.terminals ?? []) : [...this.terminalRoutes.values()];
+    return new Map(list.map((t) => [t.username, t.name]));
+  }
+
+  /**
+   * Gives a new terminal its own credentials and route (rules still first). On the relay this window
+   * runs, or, attached, on the owning window's. Resolves with what the terminal's variables need.
+   */
+  async addTerminalRoute(route: TerminalRoute): Promise<void> {
+    if (this.memberRelay) {
+      await this.shared.command({ name: 'addTerminal', terminal: route });
+      return;
+    }
+    this.terminalRoutes.set(route.username, route);
+    await this.applyTerminalRoutes();
+  }
+
+  async removeTerminalRoute(username: string): Promise<void> {
+    if (this.memberRelay) {
+      await this.shared.command({ name: 'removeTerminal', username }).catch(() => undefined);
+      return;
+    }
+    if (this.terminalRoutes.delete(username)) await this.applyTerminalRoutes();
+  }
+
+  /** The running server takes the terminals' users and routes at once (new connections). */
+  private async applyTerminalRoutes(): Promise<void> {
+    const server = this.server;
+    if (server) {
+      server.configure({ users: [...this.baseUsers, ...this.terminalUsers()], allowNoAuth: this.anonymousOk });
+      await this.reloadRouting();
+    }
+    this.changed.fire();
+    this.shared.publish();
+  }
+
+  private terminalUsers(): UserCredentials[] {
+    return [...this.terminalRoutes.values()].map((t) => ({ username: t.username, password: t.password }));
+  }
+
+  /** The users the server was started with (listener and per-run credentials), without the terminals'. */
+  private baseUsers: UserCredentials[] = [];
+  /** Clients without credentials are let in (auth "none" and no route through this computer). */
+  private anonymousOk = true;
 
   /** `egress`: a route goes through this computer, so other users of the host must not get in unasked. */
   /** `inherited`: the credentials of the relay this window takes over (its terminals keep working). */

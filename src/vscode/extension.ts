@@ -3,8 +3,9 @@ import { registerCommands } from './commands';
 import { ProxyController } from './controller';
 import { Secrets } from './secrets';
 import { StatusBar } from './status-bar';
-import { createTerminalRouting } from './terminal-env';
+import { TerminalEnvironment } from './terminal-env';
 import { ConfigView, SessionsView } from './views';
+import { RoutedTerminals } from './routed-terminals';
 
 let controller: ProxyController | undefined;
 
@@ -18,9 +19,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     sessions,
     new ConfigView(controller),
     new StatusBar(controller),
-    createTerminalRouting(context, controller),
   );
-  registerCommands(context, controller, sessions, log);
+  const environment = new TerminalEnvironment(context, controller);
+  const terminals = new RoutedTerminals(controller, environment);
+  context.subscriptions.push(environment);
+  context.subscriptions.push(terminals);
+  registerCommands(context, controller, sessions, log, terminals);
   await vscode.commands.executeCommand('setContext', 'socksRelay.running', false);
   await vscode.commands.executeCommand('setContext', 'socksRelay.egressAvailable', controller.egress.available);
   await controller.source.init();

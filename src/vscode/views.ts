@@ -49,7 +49,7 @@ export class SessionsView extends Disposables {
     this.provider = new NodeTreeProvider(() => {
       const source = controller.sessions;
       if (!controller.running && source.recentlyClosed().length === 0) return [];
-      return sessionTree(source.snapshot(), source.recentlyClosed(), { filter: this.filter, grouping: this.grouping, now: Date.now() });
+      return sessionTree(source.snapshot(), source.recentlyClosed(), { filter: this.filter, grouping: this.grouping, now: Date.now(), terminals: controller.terminalNames() });
     });
     this.view = vscode.window.createTreeView('socksRelay.sessions', { treeDataProvider: this.provider, showCollapseAll: true });
     const timer = setInterval(() => {

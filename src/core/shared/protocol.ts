@@ -25,6 +25,15 @@ export interface RelayState {
   /** The owning window, for "shared with …" in the UI. */
   readonly owner: string;
   readonly ownerPid: number;
+  /** Terminals with routes of their own (and their credentials), so that a window taking over keeps them. */
+  readonly terminals?: readonly SharedTerminal[];
+}
+
+export interface SharedTerminal {
+  readonly username: string;
+  readonly password: string;
+  readonly name: string;
+  readonly action: string;
 }
 
 export type ControlCommand =
@@ -32,7 +41,9 @@ export type ControlCommand =
   | { readonly name: 'stop' }
   | { readonly name: 'restart' }
   | { readonly name: 'terminate'; readonly session: number }
-  | { readonly name: 'clearClosed' };
+  | { readonly name: 'clearClosed' }
+  | { readonly name: 'addTerminal'; readonly terminal: SharedTerminal }
+  | { readonly name: 'removeTerminal'; readonly username: string };
 
 /** Member → owner. */
 export type MemberMessage =
@@ -80,7 +91,14 @@ export class LineDecoder {
   }
 }
 
-const COMMANDS = new Set(['start', 'stop', 'restart', 'terminate', 'clearClosed']);
+const COMMANDS = new Set(['start', 'stop', 'restart', 'terminate', 'clearClosed', 'addTerminal', 'removeTerminal']);
+
+function sharedTerminal(v: unknown): SharedTerminal | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const t = v as Record<string, unknown>;
+  const ok = (x: unknown, max: number): x is string => typeof x === 'string' && x.length <= max;
+  return ok(t.username, 255) && t.username !== '' && ok(t.password, 255) && ok(t.name, 200) && ok(t.action, 200) ? { username: t.username, password: t.password, name: t.name, action: t.action } : undefined;
+}
 
 /** A member's message, checked; undefined when it is not one. */
 export function memberMessage(v: unknown): MemberMessage | undefined {
@@ -93,6 +111,11 @@ export function memberMessage(v: unknown): MemberMessage | undefined {
     const c = m.command as Record<string, unknown>;
     if (typeof c.name !== 'string' || !COMMANDS.has(c.name)) return undefined;
     if (c.name === 'terminate') return typeof c.session === 'number' ? { t: 'command', id: m.id, command: { name: 'terminate', session: c.session } } : undefined;
+    if (c.name === 'addTerminal') {
+      const terminal = sharedTerminal(c.terminal);
+      return terminal ? { t: 'command', id: m.id, command: { name: 'addTerminal', terminal } } : undefined;
+    }
+    if (c.name === 'removeTerminal') return typeof c.username === 'string' ? { t: 'command', id: m.id, command: { name: 'removeTerminal', username: c.username } } : undefined;
     return { t: 'command', id: m.id, command: { name: c.name } as ControlCommand };
   }
   return undefined;
