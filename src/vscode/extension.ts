@@ -6,6 +6,7 @@ import { StatusBar } from './status-bar';
 import { TerminalEnvironment } from './terminal-env';
 import { ConfigView, SessionsView } from './views';
 import { RoutedTerminals } from './routed-terminals';
+import { RelaunchOffer } from './relaunch-offer';
 
 let controller: ProxyController | undefined;
 
@@ -21,8 +22,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     new StatusBar(controller),
   );
   const environment = new TerminalEnvironment(context, controller);
-  const terminals = new RoutedTerminals(controller, environment);
-  context.subscriptions.push(environment);
+  const relaunch = new RelaunchOffer(controller);
+  const terminals = new RoutedTerminals(controller, environment, relaunch);
+  context.subscriptions.push(environment, relaunch);
   context.subscriptions.push(terminals);
   registerCommands(context, controller, sessions, log, terminals);
   await vscode.commands.executeCommand('setContext', 'socksRelay.running', false);

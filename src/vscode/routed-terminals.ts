@@ -10,6 +10,7 @@ import { newTerminalCredentials, routeChoices, routeLabel, TerminalRoute, termin
 import type { ProxyController } from './controller';
 import { Disposables } from './disposable';
 import type { TerminalEnvironment } from './terminal-env';
+import type { RelaunchOffer } from './relaunch-offer';
 
 export class RoutedTerminals extends Disposables {
   private readonly open = new Map<vscode.Terminal, string>();
@@ -17,6 +18,7 @@ export class RoutedTerminals extends Disposables {
   constructor(
     private readonly controller: ProxyController,
     private readonly environment: TerminalEnvironment,
+    private readonly relaunch: RelaunchOffer,
   ) {
     super();
     this.register(
@@ -64,6 +66,7 @@ export class RoutedTerminals extends Disposables {
         message: `SOCKS Relay: this terminal's sessions go ${via} (rules first), via ${proxyUrl('socks5h', own, false)} as user ${route.username}.`,
       });
       this.open.set(t, route.username);
+      this.relaunch.exempt(t);
       t.show();
       return t;
     });

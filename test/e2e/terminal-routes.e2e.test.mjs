@@ -133,3 +133,26 @@ test('grouping by terminal puts each routed terminal in its own group', async ()
   await shot('terminals-grouped', page.locator('#workbench\\.parts\\.sidebar'));
   await runCommand(page, 'SOCKS Relay: Show Sessions as a List');
 });
+
+test('a terminal opened while the proxy was off is offered a relaunch when it starts, and then routed', async () => {
+  await runCommand(page, 'SOCKS Relay: Stop Proxy');
+  await waitFor('proxy off', async () => ((await viewRows('Configuration')).some((r) => /^Listener .* · stopped/.test(r)) ? true : undefined));
+  await runCommand(page, 'Terminal: Create New Terminal');
+  await waitForTerminalText(page, /[$#]\s*$/m, { timeoutMs: 30_000 });
+  await runCommand(page, 'SOCKS Relay: Start Proxy');
+  const offer = page.locator('.notification-toast', { hasText: 'opened before the proxy' });
+  await offer.waitFor({ state: 'visible', timeout: 15_000 });
+  assert.match(await offer.innerText(), /relaunch/i);
+  await shot('terminals-relaunch-offer');
+  await offer.locator('a.monaco-button', { hasText: 'Relaunch' }).click();
+  // The relaunched shell has the relay's variables (after its .bashrc, which would have rewritten them).
+  await new Promise((r) => setTimeout(r, 1_500));
+  await waitForTerminalText(page, /[$#]\s*$/m, { timeoutMs: 30_000 });
+  await page.keyboard.press('Escape'); // a code-server notice about terminal keybindings may hold the focus
+  await page.locator('.terminal-wrapper.active .xterm-screen').first().click({ force: true });
+  await new Promise((r) => setTimeout(r, 300));
+  await type(`echo "relaunched=[$ALL_PROXY]"`);
+  await new Promise((r) => setTimeout(r, 1_000));
+  await shot('terminals-relaunched');
+  await waitForTerminalText(page, `relaunched=[socks5h://127.0.0.1:${PROXY_PORT}]`, { timeoutMs: 20_000 });
+});
