@@ -22,6 +22,8 @@ export interface ConfigModelInput {
   credentialsForced?: boolean;
   /** This window's part in the user's shared relay. */
   sharing?: SharingInfo;
+  /** The Editor traffic row (editor-proxy.ts editorProxyText). */
+  editorTraffic?: { readonly description: string; readonly tooltip: string; readonly routed: boolean };
 }
 
 /** One relay per user: this window runs it (with `others` windows attached) or shows the one `owner` runs. */
@@ -120,6 +122,9 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
       { kind: 'info', id: 'listener.protocols', label: 'Protocols', description: protocols, icon: 'symbol-interface', contextValue: 'listener.field' },
       { kind: 'info', id: 'listener.state', label: 'State', description: stateText, icon: running ? 'pass' : state === 'error' ? 'error' : 'debug-pause', contextValue: 'listener.field' },
       ...(input.sharing ? [{ kind: 'info' as const, id: 'listener.shared', label: 'Shared', ...sharingText(input.sharing), icon: 'multiple-windows', contextValue: 'listener.field' }] : []),
+      ...(input.editorTraffic
+        ? [{ kind: 'info' as const, id: 'listener.editor', label: 'Editor traffic', description: input.editorTraffic.description, tooltip: input.editorTraffic.tooltip, icon: input.editorTraffic.routed ? 'vscode' : 'circle-slash', contextValue: 'listener.field' }]
+        : []),
     ],
   };
 

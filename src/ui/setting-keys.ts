@@ -38,6 +38,8 @@ export const SETTINGS = {
   'terminal.enabled': { type: 'boolean', default: true, restricted: true },
   'terminal.variables': { type: 'array', default: TERMINAL_VARIABLES, restricted: true },
   'terminal.noProxy': { type: 'string', default: 'localhost,127.0.0.1,::1', restricted: true },
+  // Application scope in the manifest as well: only the user's own settings can turn it on.
+  editorTraffic: { type: 'boolean', default: false, restricted: true },
   'socks4.enabled': { type: 'boolean', default: DEFAULTS.socks4, restricted: true, engine: { option: 'socks4' } },
   'http.enabled': { type: 'boolean', default: DEFAULTS.http, restricted: true, engine: { option: 'http' } },
   'limits.maxSessions': { type: 'integer', default: DEFAULTS.maxSessions, minimum: 1, maximum: 100_000, restricted: false, engine: { option: 'maxSessions' } },

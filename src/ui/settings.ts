@@ -31,6 +31,8 @@ export interface ExtensionSettings {
   activeUpstream: string;
   rules: RuleSetting[];
   terminalEnabled: boolean;
+  /** Route VS Code's own HTTP traffic (http.proxy) through the relay while it runs. */
+  editorTraffic: boolean;
   terminalVariables: string[];
   noProxy: string;
   socks4: boolean;
@@ -54,6 +56,7 @@ export const defaultSettings: ExtensionSettings = {
   activeUpstream: SETTINGS.activeUpstream.default,
   rules: [],
   terminalEnabled: SETTINGS['terminal.enabled'].default,
+  editorTraffic: SETTINGS.editorTraffic.default,
   terminalVariables: [...SETTINGS['terminal.variables'].default],
   noProxy: SETTINGS['terminal.noProxy'].default,
   socks4: SETTINGS['socks4.enabled'].default,
@@ -115,6 +118,7 @@ export function readSettings(get: RawGetter): ExtensionSettings {
     activeUpstream: str(get('activeUpstream'), d.activeUpstream),
     rules: rules(get('rules')),
     terminalEnabled: bool(get('terminal.enabled'), d.terminalEnabled),
+    editorTraffic: bool(get('editorTraffic'), d.editorTraffic),
     terminalVariables: Array.isArray(vars) ? vars.filter((x): x is string => typeof x === 'string' && (TERMINAL_VARIABLES as readonly string[]).includes(x)) : d.terminalVariables,
     noProxy: str(get('terminal.noProxy'), d.noProxy),
     socks4: bool(get('socks4.enabled'), d.socks4),

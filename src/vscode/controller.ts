@@ -26,6 +26,7 @@ import type { ControlCommand, RelayState } from '../core/shared/protocol';
 import type { Role } from '../core/shared/membership';
 import { MirrorSessions, SessionSource } from '../ui/mirror-sessions';
 import { SharedRelay, SharedRelayHost } from './shared-relay';
+import { EditorProxy } from './editor-proxy';
 import { UserRouteRouter } from '../core/user-routes';
 import { isEgressRoute } from '../core/egress/dialer';
 import type { TerminalRoute } from '../ui/terminal-routes';
@@ -65,6 +66,7 @@ export class ProxyController extends Disposables implements SharedRelayHost {
     private readonly log: vscode.LogOutputChannel,
     readonly secrets: Secrets,
     workspaceState: vscode.Memento,
+    globalState: vscode.Memento,
   ) {
     super();
     this.source = this.register(new SettingsSource(log, workspaceState));
@@ -78,6 +80,7 @@ export class ProxyController extends Disposables implements SharedRelayHost {
       for (const e of ['open', 'change', 'close', 'cleared'] as const) this.registry.off(e, fireSessions);
     });
     this.shared = this.register(new SharedRelay(this, log, windowLabel()));
+    this.editorProxy = this.register(new EditorProxy(this, globalState, log));
     this.register(this.shared.onDidChangeRole((role) => this.adoptRole(role)));
     this.register(this.shared.onDidChangeMembers(() => this.changed.fire()));
     this.register(
@@ -136,9 +139,17 @@ export class ProxyController extends Disposables implements SharedRelayHost {
   get attached(): boolean {
     return this.memberRelay !== undefined;
   }
-  /** Joins the user's shared relay (before anything starts). */
+  /** Joins the user's shared relay (before anything starts), then puts back an http.proxy a crash left. */
   async init(): Promise<void> {
     await this.shared.join();
+    await this.editorProxy.recover();
+  }
+
+  /** socksRelay.editorTraffic (http.proxy while the relay runs). */
+  readonly editorProxy: EditorProxy;
+
+  refresh(): void {
+    this.changed.fire();
   }
   get settings(): ExtensionSettings {
     return this.source.settings;
@@ -386,6 +397,7 @@ export class ProxyController extends Disposables implements SharedRelayHost {
    */
   async shutdown(): Promise<void> {
     this.handingOver = true;
+    await this.editorProxy.release();
     await this.stop();
   }
 

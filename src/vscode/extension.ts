@@ -12,7 +12,7 @@ let controller: ProxyController | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel('SOCKS Relay', { log: true });
-  controller = new ProxyController(log, new Secrets(context.secrets), context.workspaceState);
+  controller = new ProxyController(log, new Secrets(context.secrets), context.workspaceState, context.globalState);
   const sessions = new SessionsView(controller);
   context.subscriptions.push(
     log,

@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { configTree } from '../ui/config-model';
+import { editorProxyText } from '../ui/editor-proxy';
 import { sessionTree } from '../ui/sessions-model';
 import { SECTION } from '../ui/setting-keys';
 import type { SessionGrouping } from '../ui/settings';
@@ -25,6 +26,7 @@ export class ConfigView extends Disposables {
           ...(controller.egress.available ? { egress: controller.egress.view } : {}),
           credentialsForced: controller.credentialsForced,
           ...(controller.sharing ? { sharing: controller.sharing } : {}),
+          editorTraffic: { ...editorProxyText(controller.editorProxy.plan, controller.settings.editorTraffic), routed: controller.editorProxy.plan.apply },
         }),
       ),
     );

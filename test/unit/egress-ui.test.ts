@@ -178,3 +178,23 @@ test('companion: a bad request is refused without asking', async () => {
   assert.deepEqual(asked, []);
   assert.equal(agents.length, 0);
 });
+
+import { editorProxyPlan, editorProxyText } from '../../src/ui/editor-proxy';
+
+test('editor traffic: applied only while running without credentials, and never where http.proxy would be used on the user\'s computer', () => {
+  const listener = { host: '127.0.0.1', port: 1080 };
+  const base = { enabled: true, listener, remoteName: undefined, web: false, useLocalProxyConfiguration: true };
+  assert.deepEqual(editorProxyPlan(base), { apply: true, url: 'http://127.0.0.1:1080' });
+  assert.deepEqual(editorProxyPlan({ ...base, enabled: false }), { apply: false, why: undefined });
+  assert.match(editorProxyPlan({ ...base, listener: undefined }).apply ? '' : String((editorProxyPlan({ ...base, listener: undefined }) as { why: string }).why), /not running/);
+  const creds = editorProxyPlan({ ...base, listener: { ...listener, credentials: { username: 'relay', password: 'pw' } } });
+  assert.equal(creds.apply, false);
+  assert.match(creds.apply ? '' : String(creds.why), /credentials/);
+  const remote = editorProxyPlan({ ...base, remoteName: 'ssh-remote' });
+  assert.equal(remote.apply, false, 'microsoft/vscode#134964: the remote address would be used locally');
+  assert.match(remote.apply ? '' : String(remote.why), /useLocalProxyConfiguration/);
+  assert.equal(editorProxyPlan({ ...base, remoteName: 'ssh-remote', useLocalProxyConfiguration: false }).apply, true);
+  assert.equal(editorProxyPlan({ ...base, remoteName: 'code-server', web: true }).apply, true, 'a browser window: settings and relay on the same host');
+  assert.match(editorProxyText({ apply: true, url: 'http://127.0.0.1:1080' }, true).description, /routed \(http\.proxy → http:\/\/127\.0\.0\.1:1080\)/);
+  assert.match(editorProxyText({ apply: false, why: undefined }, false).description, /off/);
+});

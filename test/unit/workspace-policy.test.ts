@@ -180,5 +180,6 @@ test('manifest: restrictedConfigurations lists exactly the restricted keys, each
   // VS Code honours restrictedConfigurations only with supported: 'limited'.
   assert.equal(caps.supported, 'limited');
   assert.deepEqual([...caps.restrictedConfigurations].sort(), RESTRICTED_KEYS.map((k) => `socksRelay.${k}`).sort());
-  for (const k of RESTRICTED_KEYS) assert.equal(pkg.contributes.configuration.properties[`socksRelay.${k}`].scope, 'window', k);
+  // editorTraffic rewrites the user's own http.proxy: application scope, so no folder (trusted or not) can set it.
+  for (const k of RESTRICTED_KEYS) assert.equal(pkg.contributes.configuration.properties[`socksRelay.${k}`].scope, k === 'editorTraffic' ? 'application' : 'window', k);
 });
