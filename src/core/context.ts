@@ -1,3 +1,4 @@
+import type { OriginPool } from './http/origin-pool';
 import type { UserCredentials } from './auth';
 import type { Router } from './dialer';
 import type { Logger } from './log';
@@ -40,6 +41,8 @@ export interface ConnectionContext {
   /** Reserves a UDP association slot; false when the limit is reached. */
   acquireUdp(): boolean;
   releaseUdp(): void;
+  /** Idle keep-alive connections to origins (HTTP forward mode). */
+  readonly pool: OriginPool;
   /** A registry session for a request on `socket` (an HTTP connection carries one per request). */
   openSession(protocol: SessionProtocol, socket: ClientStream): Session;
 }

@@ -15,6 +15,7 @@ import { DeadlineQueue } from './deadlines';
 import { describeReadPath, readPathMode } from './read-buffers';
 import { asClientStream, ClientStream, PeerAddress } from './transport';
 import type { Duplex } from 'node:stream';
+import { OriginPool } from './http/origin-pool';
 
 /** `host:port` of a connection's client, for log lines. */
 function clientLabel(socket: ClientStream): string {
@@ -42,6 +43,10 @@ class Context implements ConnectionContext {
 
   releaseUdp(): void {
     this.server.releaseUdpSlot();
+  }
+
+  get pool(): OriginPool {
+    return this.server.pool;
   }
 
   openSession(protocol: SessionProtocol, socket: ClientStream): Session {
@@ -75,6 +80,8 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
   private readonly sockets = new Set<ClientStream>();
   private udpAssociations = 0;
   private readonly handlers = new Map<number, ProtocolHandler>();
+  /** Keep-alive connections to origins, for HTTP forward mode (never shared between routes or users). */
+  readonly pool = new OriginPool();
 
   constructor(
     options: Partial<ProxyOptions> = {},
@@ -106,6 +113,8 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
 
   setRouter(router: Router): void {
     this.routerImpl = router;
+    // Connections kept for the old routes must not carry requests the new ones decide.
+    this.pool.clear();
   }
 
   /** Registers the handler for connections whose first byte is `firstByte` (-1: everything else). */
@@ -155,6 +164,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.server = undefined;
     // Streams handed to serve() are ended too, whether or not this server listens itself.
     this.handshakes.clear();
+    this.pool.clear();
     for (const s of this.registry.sessions()) s.closer?.close('proxy stopped');
     for (const socket of this.sockets) socket.destroy();
     if (!server) return;

@@ -11,7 +11,8 @@
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { OutboundStream } from '../dialer';
+import type { Dialer, OutboundStream } from '../dialer';
+import { Socket } from 'node:net';
 import { endpoint, formatEndpoint, normalizeIp } from '../address';
 import { anonymousAllowed, checkCredentials, credentialsChecked } from '../auth';
 import type { ConnectionContext, ProtocolHandler } from '../context';
@@ -59,6 +60,19 @@ export const serveHttp: ProtocolHandler = (socket, first, ctx) => {
   }
   new HttpConnection(socket, ctx).start(first);
 };
+
+/** One forwarded request, as the forward path needs it (dial, keep-alive reuse, the retry). */
+interface ForwardRequest {
+  readonly req: http.IncomingMessage;
+  readonly res: http.ServerResponse;
+  readonly target: HttpTarget;
+  readonly dialer: Dialer;
+  readonly session: Session;
+  readonly tag: string;
+  readonly expectContinue: boolean;
+  readonly refuse: (status: number, why: string, level?: 'info' | 'warn') => void;
+  readonly hasBody: boolean;
+}
 
 /** `challenge`: no credentials were sent, the normal first step of clients that wait for a 407. */
 type AuthResult = { ok: true; user: string | undefined } | { ok: false; why: string; challenge: boolean };
@@ -211,16 +225,32 @@ class HttpConnection {
       refuse(r.status, r.why, r.level, r.status === 503 ? { Connection: 'close' } : {});
       return;
     }
+    this.dialAndForward({ req, res, target: parsed, dialer: admitted.dialer, session, tag, expectContinue, refuse, hasBody }, true);
+  }
+
+  /**
+   * A kept connection for this route, user and origin if there is one; else a new dial. `mayReuse` is false
+   * for the retry of a request whose kept connection the origin had just closed.
+   */
+  private dialAndForward(x: ForwardRequest, mayReuse: boolean): void {
+    const { res, session, target } = x;
+    const pool = this.ctx.pool;
+    const key = pool.key(x.dialer, session.user, target.host, target.port);
+    const kept = mayReuse ? pool.take(key) : undefined;
+    if (kept) {
+      this.forward(x, kept, key, true);
+      return;
+    }
     const abort = new Cancellation();
     res.once('close', () => abort.abort());
-    admitted.dialer.dial(dest, { signal: abort.signal, route: session }).then(
+    x.dialer.dial(endpoint(target.host, target.port), { signal: abort.signal, route: session }).then(
       (upstream) => {
         if (res.destroyed || this.socket.destroyed) {
           upstream.destroy();
           session.close('client went away while connecting');
           return;
         }
-        this.forward(req, res, parsed, upstream, session, tag, expectContinue, refuse);
+        this.forward(x, upstream, key, false);
       },
       (err: unknown) => {
         if (res.destroyed || this.socket.destroyed) {
@@ -228,21 +258,15 @@ class HttpConnection {
           return;
         }
         const r = refusalStatus(dialRefusal(err, session));
-        refuse(r.status, r.why, r.level);
+        x.refuse(r.status, r.why, r.level);
       },
     );
   }
 
-  private forward(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    target: HttpTarget,
-    upstream: OutboundStream,
-    session: Session,
-    tag: string,
-    expectContinue: boolean,
-    refuse: (status: number, why: string, level?: 'info' | 'warn') => void,
-  ): void {
+  private forward(x: ForwardRequest, upstream: OutboundStream, key: string, reused: boolean): void {
+    const { req, res, target, session, tag, expectContinue, refuse } = x;
+    // Kept alive only on TCP connections (a tunnel's HTTP/2 stream is cheap to open anyway).
+    const keep = upstream instanceof Socket;
     session.track(upstream);
     session.update({ state: 'open' });
     const headers = ['Host', target.authority, ...stripHopByHop(req.rawHeaders, ['host', 'via'])];
@@ -250,6 +274,7 @@ class HttpConnection {
     headers.push('Via', via ? `${via}, ${VIA}` : VIA);
     // The body is re-framed by node:http: chunked stays chunked, Content-Length is passed on as is.
     if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
+    if (keep) headers.push('Connection', 'keep-alive');
     let finished = false;
     const done = (outcome: string): void => {
       if (finished) return;
@@ -265,10 +290,30 @@ class HttpConnection {
     };
     const preq = requestOver(upstream, { method: req.method ?? 'GET', path: target.path, headers });
     const idle = this.ctx.options.idleTimeoutMs;
-    if (idle > 0) upstream.setTimeout(idle, () => preq.destroy(Object.assign(new Error(`no response for ${idle} ms`), { code: 'ETIMEDOUT' })));
+    const onStall = (): void => {
+      preq.destroy(Object.assign(new Error(`no response for ${idle} ms`), { code: 'ETIMEDOUT' }));
+    };
+    if (idle > 0) upstream.setTimeout(idle, onStall);
+    if (keep) {
+      // node:http decides: with both sides keeping the connection alive, a complete exchange ends in 'free'.
+      (preq as http.ClientRequest & { shouldKeepAlive: boolean }).shouldKeepAlive = true;
+      const socket = upstream as Socket;
+      socket.once('free', () => {
+        socket.off('timeout', onStall);
+        this.ctx.pool.give(key, socket);
+      });
+    }
     if (expectContinue) preq.on('continue', () => res.writeContinue());
+    let answered = false;
     preq.on('error', (err) => {
       if (finished) return;
+      // A kept connection the origin closed just before this request: once more on a new one (no body was
+      // sent, so nothing is sent twice).
+      if (reused && !answered && !x.hasBody && !res.headersSent && !res.destroyed) {
+        upstream.destroy();
+        this.dialAndForward(x, false);
+        return;
+      }
       if (!res.headersSent) {
         refuse(statusForDialError(err), `${describeError(err)} (via ${session.route})`, 'warn');
         finished = true;
@@ -280,6 +325,7 @@ class HttpConnection {
       upstream.destroy();
     });
     preq.on('response', (pres) => {
+      answered = true;
       const status = pres.statusCode ?? 502;
       res.writeHead(status, pres.statusMessage, stripHopByHop(pres.rawHeaders));
       pres.pipe(res);
@@ -304,7 +350,9 @@ class HttpConnection {
       }
     });
     req.on('error', (err) => preq.destroy(err));
-    req.pipe(preq);
+    // A retry on a new connection comes after the (bodiless) request was read to its end: pipe() would not end it again.
+    if (req.readableEnded) preq.end();
+    else req.pipe(preq);
   }
 
   // ---- CONNECT tunnels ----
