@@ -41,6 +41,9 @@ export function registerCommands(context: vscode.ExtensionContext, controller: P
     // Choosing a value for the folder from our own UI is the user's OK for it: no second question.
     if (target !== vscode.ConfigurationTarget.Global) await controller.source.allowFolderValue(key, value);
     await updateSetting(key, value, target);
+    // A value another window passed on for this key gives way to the user's own choice here, even when this
+    // window's view already held the written value (then VS Code reports no change).
+    if (target === vscode.ConfigurationTarget.Global && controller.source.forgetUserValue(key)) await controller.applySettings();
   }
 
   async function upstreamFlow(existing?: UpstreamSetting): Promise<void> {

@@ -10,7 +10,7 @@ import type { UserCredentials } from '../core/auth';
 import type { Router } from '../core/dialer';
 import type { ListenerInfo } from '../ui/env';
 import { describeRoute, SharingInfo } from '../ui/config-model';
-import { SECTION } from '../ui/setting-keys';
+import { SECTION, SETTING_KEYS } from '../ui/setting-keys';
 import { ExtensionSettings, listenerChanged } from '../ui/settings';
 import { credentialFixTarget, ProxyState } from '../ui/status';
 import { updateSetting } from './configuration';
@@ -102,7 +102,11 @@ export class ProxyController extends Disposables implements SharedRelayHost {
     });
     this.register(
       vscode.workspace.onDidChangeConfiguration((e) => {
-        if (e.affectsConfiguration(SECTION)) void this.settingsChanged();
+        if (!e.affectsConfiguration(SECTION)) return;
+        // This window's own view is current again: values another window sent give way to it.
+        this.source.forgetUserValues();
+        if (this.memberRelay) void this.tellOwnerUserSettings();
+        void this.settingsChanged();
       }),
     );
     // The palette's when-clauses follow the relay this window shows (its own, or the shared one).
@@ -226,6 +230,10 @@ export class ProxyController extends Disposables implements SharedRelayHost {
         this.terminalRoutes.set(command.terminal.username, command.terminal);
         await this.applyTerminalRoutes();
         return;
+      case 'userSettings':
+        // The owner's view of the (shared) user settings may lag behind the window where they were edited.
+        this.source.applyUserValues(command.set, command.unset);
+        return;
       case 'removeTerminal':
         if (this.terminalRoutes.delete(command.username)) await this.applyTerminalRoutes();
         return;
@@ -272,6 +280,19 @@ export class ProxyController extends Disposables implements SharedRelayHost {
       void vscode.window.showErrorMessage(`SOCKS Relay: the window that runs the relay could not ${command.name}: ${describeError(err)}`);
       return false;
     }
+  }
+
+  /** Attached: the user settings as this window sees them go to the owner, which applies them once. */
+  private async tellOwnerUserSettings(): Promise<void> {
+    const cfg = vscode.workspace.getConfiguration(SECTION);
+    const set: Record<string, unknown> = {};
+    const unset: string[] = [];
+    for (const key of SETTING_KEYS) {
+      const v = cfg.inspect(key)?.globalValue;
+      if (v === undefined) unset.push(key);
+      else set[key] = v;
+    }
+    await this.shared.command({ name: 'userSettings', set, unset }).catch((err: unknown) => this.log.warn(`shared relay: settings not passed on: ${describeError(err)}`));
   }
 
   clearClosed(): void {
@@ -497,6 +518,11 @@ export class ProxyController extends Disposables implements SharedRelayHost {
   }
 
   /** Serialised: trust being granted fires both a configuration change and onDidGrantWorkspaceTrust. */
+  /** Applies the settings as they are now (after a write whose change VS Code may not report). */
+  applySettings(): Promise<void> {
+    return this.settingsChanged();
+  }
+
   private settingsChanged(): Promise<void> {
     this.changeChain = this.changeChain.then(() => this.applySettingsChange()).catch((err: unknown) => this.log.error(`settings not applied: ${describeError(err)}`));
     return this.changeChain;

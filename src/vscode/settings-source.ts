@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { SettingKey } from '../ui/setting-keys';
+import { SECTION, SETTING_KEYS, type SettingKey } from '../ui/setting-keys';
 import type { ExtensionSettings } from '../ui/settings';
 import { consentKey, describeValue, EffectiveSettings, effectiveSettings, isRestrictedKey } from '../ui/workspace-policy';
 import { settingInspector } from './configuration';
@@ -105,7 +105,42 @@ export class SettingsSource extends Disposables {
     if (key === 'listen.host' || key === 'auth.mode') await this.consent.remember([{ key, value: String(value) }], 'allow');
   }
 
+  /**
+   * User-level values another window of this user saw change (the shared relay's owner is told by its
+   * attached windows): used in place of this window's view of them until its own configuration changes.
+   * The user settings are the same file for every window; only how soon each window sees an edit differs.
+   */
+  applyUserValues(set: Readonly<Record<string, unknown>>, unset: readonly string[]): void {
+    const known = new Set<string>(SETTING_KEYS);
+    const next = new Map<string, unknown>();
+    for (const [k, v] of Object.entries(set)) if (known.has(k)) next.set(k, v);
+    for (const k of unset) if (known.has(k)) next.set(k, undefined);
+    this.userValues = next;
+    this.refresh();
+    this.changed.fire();
+  }
+
+  /** Drops another window's value for `key`; whether there was one. */
+  forgetUserValue(key: SettingKey): boolean {
+    if (!this.userValues?.has(key)) return false;
+    this.userValues.delete(key);
+    return true;
+  }
+
+  /** This window's own view changed: it is current again. */
+  forgetUserValues(): void {
+    this.userValues = undefined;
+  }
+
+  private userValues: Map<string, unknown> | undefined;
+
   private resolve(): EffectiveSettings {
-    return effectiveSettings({ inspect: settingInspector(), trusted: vscode.workspace.isTrusted, consent: this.consent.record, fileValues: this.files.values });
+    const own = settingInspector();
+    const overrides = this.userValues;
+    const inspect: typeof own = overrides ? (key) => {
+      const i = own(key);
+      return overrides.has(key) ? { key: `${SECTION}.${key}`, ...i, globalValue: overrides.get(key) } : i;
+    } : own;
+    return effectiveSettings({ inspect, trusted: vscode.workspace.isTrusted, consent: this.consent.record, fileValues: this.files.values });
   }
 }

@@ -63,7 +63,7 @@ const running = (t) => /\b\d+ · ↑/.test(t);
 
 /** The SOCKS Relay output channels of every window so far (for a failure's context). */
 function relayLog() {
-  const out = execFileSync('bash', ['-c', `find "${cs.userDataDir}/logs" -path '*socks-relay.socks-relay*' -name '*.log' -exec tail -n 30 {} +`], { encoding: 'utf8' });
+  const out = execFileSync('bash', ['-c', `find "${cs.userDataDir}/logs" -path '*socks-relay.socks-relay*' -name '*.log' -exec cat {} +`], { encoding: 'utf8' });
   return out;
 }
 
@@ -174,6 +174,42 @@ test('Stop in window 2 stops the relay for both windows; Start in window 2 start
   on(page1);
   await waitFor('window 1 running again', async () => (running(await statusText()) ? true : undefined));
   assert.equal(await accepts('127.0.0.1', PROXY_PORT), true);
+});
+
+test('a setting changed in the attached window reaches the relay once: window 1 restarts it on the new port, both show it', async () => {
+  const moved = PROXY_PORT + 2;
+  on(page2);
+  await runCommand(page2, 'SOCKS Relay: Edit Listener…');
+  const input = page2.locator('.quick-input-widget input.input');
+  await input.fill('Port');
+  await page2.keyboard.press('Enter');
+  await page2.locator('.quick-input-widget .quick-input-title', { hasText: 'Listener Port' }).waitFor({ state: 'visible' });
+  await input.fill(String(moved));
+  await page2.keyboard.press('Enter');
+  await waitFor('the relay on the new port', async () => ((await accepts('127.0.0.1', moved)) ? true : undefined), 20_000).catch((err) => {
+    console.log(relayLog());
+    console.log(fs.readFileSync(path.join(cs.userDataDir, 'User', 'settings.json'), 'utf8'));
+    throw err;
+  });
+  for (const page of [page1, page2]) {
+    on(page);
+    await openSidebar(page);
+    await waitFor('the listener row on the new port', async () => ((await viewRows('Configuration')).some((x) => x.includes(`127.0.0.1:${moved} · running`)) ? true : undefined));
+  }
+  assert.equal(await accepts('127.0.0.1', PROXY_PORT), false, 'the old port is closed');
+  const restarts = relayLog().split('\n').filter((l) => l.includes('listener settings changed; restarting')).length;
+  assert.equal(restarts, 1, `one restart across both windows:\n${relayLog()}`);
+  // Back to the first port for the takeover test, changed in the owning window this time.
+  on(page1);
+  await runCommand(page1, 'SOCKS Relay: Edit Listener…');
+  await page1.locator('.quick-input-widget input.input').fill('Port');
+  await page1.keyboard.press('Enter');
+  await page1.locator('.quick-input-widget .quick-input-title', { hasText: 'Listener Port' }).waitFor({ state: 'visible' });
+  await page1.locator('.quick-input-widget input.input').fill(String(PROXY_PORT));
+  await page1.keyboard.press('Enter');
+  on(page2);
+  await waitFor('window 2 shows the first port again', async () => ((await viewRows('Configuration')).some((x) => x.includes(`127.0.0.1:${PROXY_PORT} · running`)) ? true : undefined), 20_000);
+  await waitFor('the relay back on its first port', async () => ((await accepts('127.0.0.1', PROXY_PORT)) ? true : undefined), 20_000);
 });
 
 test('window 1 closes: window 2 takes the listener over on the same port within 5 s, and its terminal keeps working', async () => {

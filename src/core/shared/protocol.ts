@@ -43,7 +43,9 @@ export type ControlCommand =
   | { readonly name: 'terminate'; readonly session: number }
   | { readonly name: 'clearClosed' }
   | { readonly name: 'addTerminal'; readonly terminal: SharedTerminal }
-  | { readonly name: 'removeTerminal'; readonly username: string };
+  | { readonly name: 'removeTerminal'; readonly username: string }
+  /** An attached window's view of the user settings (section values), for an owner whose own view lags. */
+  | { readonly name: 'userSettings'; readonly set: Readonly<Record<string, unknown>>; readonly unset: readonly string[] };
 
 /** Member → owner. */
 export type MemberMessage =
@@ -91,7 +93,7 @@ export class LineDecoder {
   }
 }
 
-const COMMANDS = new Set(['start', 'stop', 'restart', 'terminate', 'clearClosed', 'addTerminal', 'removeTerminal']);
+const COMMANDS = new Set(['start', 'stop', 'restart', 'terminate', 'clearClosed', 'addTerminal', 'removeTerminal', 'userSettings']);
 
 function sharedTerminal(v: unknown): SharedTerminal | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
@@ -114,6 +116,12 @@ export function memberMessage(v: unknown): MemberMessage | undefined {
     if (c.name === 'addTerminal') {
       const terminal = sharedTerminal(c.terminal);
       return terminal ? { t: 'command', id: m.id, command: { name: 'addTerminal', terminal } } : undefined;
+    }
+    if (c.name === 'userSettings') {
+      const set = c.set;
+      const unset = c.unset;
+      if (typeof set !== 'object' || set === null || Array.isArray(set) || !Array.isArray(unset) || !unset.every((k) => typeof k === 'string')) return undefined;
+      return { t: 'command', id: m.id, command: { name: 'userSettings', set: set as Record<string, unknown>, unset: unset as string[] } };
     }
     if (c.name === 'removeTerminal') return typeof c.username === 'string' ? { t: 'command', id: m.id, command: { name: 'removeTerminal', username: c.username } } : undefined;
     return { t: 'command', id: m.id, command: { name: c.name } as ControlCommand };
