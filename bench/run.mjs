@@ -681,7 +681,8 @@ function report(results, meta) {
 }
 
 function httpTables(lines, results, meta) {
-  const present = PROXIES.filter((p) => results[p.key] && (p.http || p.httpOnly) && results[p.key].httpRps !== undefined);
+  // Rows whose every run failed stay, as n/a (the errors are listed below the tables).
+  const present = PROXIES.filter((p) => results[p.key] && (p.http || p.httpOnly));
   const peers = present.filter((p) => p.httpPeer);
   const h = meta.http;
   if (meta.socks) lines.push('');
