@@ -1,18 +1,26 @@
 #!/usr/bin/env node
 // `npm run bench`: SOCKS Relay side by side with its peers, in one run, on loopback.
 //
-//   node bench/run.mjs [--quick] [--runs N] [--seconds S] [--only a,b] [--skip-setup] [--before DIR]
+//   node bench/run.mjs [--quick] [--runs N] [--seconds S] [--only a,b] [--skip-setup] [--before DIR] [--http-requests N]
 //
 // --before DIR adds a column for the engine in another checkout (e.g. `git worktree add /tmp/base HEAD~1`; its
 // packages are taken from this checkout's node_modules), measured in the same run, for before/after figures.
 //
-// Peers: a minimal Node relay (handshake + pipe(), the Node floor), dante-server, microsocks, and a
-// direct connection. Load comes from bench/loadgen.c (compiled here), the same client for every proxy;
+// SOCKS peers: a minimal Node relay (handshake + pipe(), the Node floor), dante-server, microsocks, and a
+// direct connection. HTTP peers (forward requests through the HTTP side of the same port): squid and
+// tinyproxy, loaded by ApacheBench (`ab -k -X`) with GETs of a 1 KB body from a local Node origin.
+// SOCKS load comes from bench/loadgen.c (compiled here), the same client for every proxy;
 // throughput is measured a second time with iperf3 through proxychains4. Every figure is the median of
 // several runs, interleaved so that every proxy sees the same noise; ratios are taken within a run.
 // Writes bench/results/latest.json and bench/results/latest.md. Ports 19300-19399 only, loopback only.
+//
+// --only takes proxy keys (direct, relay-ui, relay-w2, relay-auth, egress, node, dante, microsocks, squid,
+// tinyproxy; SOCKS Relay itself, and its before column with --before, are always measured) and `http`, which
+// stands for direct,squid,tinyproxy. The SOCKS measurements are skipped when --only names no SOCKS row
+// (e.g. `--only http` or `--only squid`); the HTTP ones run when it is empty or names an HTTP peer.
 import { execFileSync, spawn, execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -42,27 +50,43 @@ const BEFORE = opt('--before', '');
 const ONLY = opt('--only', '')
   .split(',')
   .filter(Boolean);
+/** HTTP forward: requests per ab run (also bounded in time), on keep-alive client connections. */
+const HTTP_REQUESTS = Math.max(100, Math.min(100_000, Number(opt('--http-requests', QUICK ? 5000 : 20000)) || 5000));
+const HTTP_TIME_LIMIT = QUICK ? 8 : 15;
+const HTTP_BODY = 1024;
+const HTTP_ONLY_KEYS = ['squid', 'tinyproxy'];
+const ONLY_KEYS = ONLY.flatMap((k) => (k === 'http' ? ['direct', ...HTTP_ONLY_KEYS] : [k]));
+const SOCKS_SECTION = ONLY.length === 0 || ONLY.some((k) => k !== 'http' && !HTTP_ONLY_KEYS.includes(k));
+const HTTP_SECTION = ONLY.length === 0 || ONLY_KEYS.some((k) => HTTP_ONLY_KEYS.includes(k));
 
-const PORT = { echo: 19300, sink: 19301, source: 19302, udpEcho: 19303, iperf: 19304 };
+const PORT = { echo: 19300, sink: 19301, source: 19302, udpEcho: 19303, iperf: 19304, origin: 19305 };
 /** Credentials of the CLI rows (the egress route requires some) and the egress tunnel's secret. */
 const AUTH = { user: 'bench', pass: 'bench-pass-19317' };
 const EGRESS_TOKEN = 'bench-egress-secret-0123456789';
 
-/** Everything the bench measures through; `peer` marks the ones SOCKS Relay is compared with. */
+/**
+ * Everything the bench measures through; `peer` marks the ones SOCKS Relay is compared with over SOCKS,
+ * `httpPeer` over HTTP forward. `http`: also measured in the HTTP section; `httpOnly`: only there.
+ */
 const PROXIES = [
-  { key: 'direct', label: 'direct (no proxy)', port: 0, udp: true },
-  { key: 'relay', label: 'SOCKS Relay', port: 19310, udp: true, many: true, gc: true },
+  { key: 'direct', label: 'direct (no proxy)', port: 0, udp: true, http: true },
+  { key: 'relay', label: 'SOCKS Relay', port: 19310, udp: true, many: true, gc: true, http: true },
   { key: 'relay-ui', label: 'SOCKS Relay + UI', port: 19311, udp: true, gc: true },
   { key: 'relay-w2', label: 'SOCKS Relay, 2 workers', port: 19316, udp: false, many: true, gc: true },
   // The headless CLI with username/password, direct: what the egress row costs on top of is the tunnel alone.
-  { key: 'relay-auth', label: 'SOCKS Relay CLI, user/pass', port: 19317, udp: false, cli: true, auth: true, noMem: true },
+  { key: 'relay-auth', label: 'SOCKS Relay CLI, user/pass', port: 19317, udp: false, cli: true, auth: true, noMem: true, http: true },
   // relay → egress endpoint → WebSocket/HTTP/2 → agent (a second process) → target, all on loopback, no forward between.
   { key: 'egress', label: 'SOCKS Relay, egress tunnel', port: 19318, udp: false, cli: true, auth: true, egress: true, noMem: true },
-  ...(BEFORE ? [{ key: 'relay-before', label: 'SOCKS Relay (before)', port: 19315, udp: true, gc: true }] : []),
+  ...(BEFORE ? [{ key: 'relay-before', label: 'SOCKS Relay (before)', port: 19315, udp: true, gc: true, http: true }] : []),
   { key: 'node', label: 'minimal Node relay', port: 19312, udp: false, peer: true, gc: true },
   { key: 'dante', label: 'dante-server', port: 19313, udp: true, peer: true },
   { key: 'microsocks', label: 'microsocks', port: 19314, udp: false, peer: true },
-].filter((p) => ONLY.length === 0 || ONLY.includes(p.key) || p.key === 'relay');
+  { key: 'squid', label: 'squid', port: 19320, httpOnly: true, httpPeer: true },
+  { key: 'tinyproxy', label: 'tinyproxy', port: 19321, httpOnly: true, httpPeer: true },
+]
+  // The before column goes wherever SOCKS Relay goes: --before asks for it.
+  .filter((p) => ONLY.length === 0 || ONLY_KEYS.includes(p.key) || p.key === 'relay' || p.key === 'relay-before')
+  .filter((p) => (p.httpOnly ? HTTP_SECTION : SOCKS_SECTION || (HTTP_SECTION && p.http)));
 
 // ------------------------------------------------------------------ process helpers
 const children = new Set();
@@ -233,7 +257,11 @@ function have(file) {
 const which = (cmd) => ['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].map((d) => path.join(d, cmd)).find(have);
 
 function setup() {
-  const needed = { '/usr/sbin/danted': 'dante-server', '/usr/bin/microsocks': 'microsocks', iperf3: 'iperf3', proxychains4: 'proxychains4', cc: 'gcc' };
+  const needed = {
+    ...(SOCKS_SECTION ? { '/usr/sbin/danted': 'dante-server', '/usr/bin/microsocks': 'microsocks', iperf3: 'iperf3', proxychains4: 'proxychains4' } : {}),
+    ...(HTTP_SECTION ? { '/usr/sbin/squid': 'squid', tinyproxy: 'tinyproxy', ab: 'apache2-utils' } : {}),
+    cc: 'gcc',
+  };
   const missing = Object.entries(needed)
     .filter(([file]) => (file.startsWith('/') ? !have(file) : !which(file)))
     .map(([, pkg]) => pkg);
@@ -312,6 +340,70 @@ function commandFor(p, dir) {
     }
     case 'microsocks':
       return have('/usr/bin/microsocks') ? ['/usr/bin/microsocks', ['-i', '127.0.0.1', '-p', String(p.port)]] : undefined;
+    case 'squid': {
+      if (!have('/usr/sbin/squid')) return undefined;
+      // Run as root, squid drops to its cache_effective_user (Debian: proxy), which must reach its files.
+      const sq = path.join(dir, 'squid');
+      fs.mkdirSync(sq, { recursive: true });
+      if (process.getuid?.() === 0) {
+        const pw = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('proxy:'))?.split(':');
+        fs.chmodSync(dir, 0o755);
+        if (pw) fs.chownSync(sq, Number(pw[2]), Number(pw[3]));
+      }
+      const conf = path.join(sq, 'squid.conf');
+      fs.writeFileSync(
+        conf,
+        [
+          `http_port 127.0.0.1:${p.port}`,
+          // `localhost` is one of squid's built-in ACLs (127.0.0.1/32 ::1).
+          'http_access allow localhost',
+          'http_access deny all',
+          // A forward proxy only: nothing cached, in memory or on disk (no cache_dir), no logs per request.
+          'cache deny all',
+          'cache_mem 0 MB',
+          'access_log none',
+          'cache_store_log none',
+          `cache_log ${path.join(sq, 'cache.log')}`,
+          `pid_filename ${path.join(sq, 'squid.pid')}`,
+          `coredump_dir ${sq}`,
+          'netdb_filename none',
+          'pinger_enable off',
+          'logfile_rotate 0',
+          'via off',
+          'forwarded_for delete',
+          // Keep-alive on both sides (the defaults, spelled out) and idle origin connections kept for a minute.
+          'client_persistent_connections on',
+          'server_persistent_connections on',
+          'pconn_timeout 60 seconds',
+          'shutdown_lifetime 1 seconds',
+          '',
+        ].join('\n'),
+      );
+      // -N: no daemon; the process started is the one worker (no kids), so its CPU time is squid's.
+      return ['/usr/sbin/squid', ['-N', '-f', conf]];
+    }
+    case 'tinyproxy': {
+      const bin = which('tinyproxy');
+      if (!bin) return undefined;
+      const conf = path.join(dir, 'tinyproxy.conf');
+      fs.writeFileSync(
+        conf,
+        [
+          `Port ${p.port}`,
+          'Listen 127.0.0.1',
+          'Timeout 60',
+          'MaxClients 200',
+          'Allow 127.0.0.1',
+          // No log line per request (without LogFile or Syslog it logs to stdout).
+          'LogLevel Critical',
+          `PidFile "${path.join(dir, 'tinyproxy.pid')}"`,
+          'DisableViaHeader Yes',
+          'XTinyproxy No',
+          '',
+        ].join('\n'),
+      );
+      return [bin, ['-d', '-c', conf]];
+    }
     default:
       return undefined;
   }
@@ -341,7 +433,18 @@ async function startProxy(p, dir) {
   const cmd = commandFor(p, dir);
   if (!cmd) return false;
   p.child = start(cmd[0], cmd[1], p.label);
-  await waitPort(p.port, p.label);
+  try {
+    await waitPort(p.port, p.label, p.key === 'squid' ? 20_000 : 10_000);
+  } catch (err) {
+    if (p.key === 'squid') {
+      try {
+        log(`squid's cache.log: ${fs.readFileSync(path.join(dir, 'squid', 'cache.log'), 'utf8').trim().split('\n').slice(-8).join(' | ')}`);
+      } catch {
+        /* none */
+      }
+    }
+    throw err;
+  }
   return true;
 }
 
@@ -387,6 +490,73 @@ async function iperf(p, reverse, seconds, dir) {
   });
   await stop(server);
   return result;
+}
+
+/**
+ * The HTTP origin: a node:http server on loopback with keep-alive (idle connections kept for 65 s, so a
+ * proxy's pool is not cut between runs), serving a 1 KB body on /1k. It counts the connections it accepts.
+ */
+function startOrigin() {
+  const body = Buffer.alloc(HTTP_BODY, 'x');
+  const origin = http.createServer((req, res) => {
+    req.resume();
+    if (req.url !== '/1k' && req.url !== `http://127.0.0.1:${PORT.origin}/1k`) {
+      res.writeHead(404, { 'Content-Length': 0 });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
+    res.end(body);
+  });
+  origin.keepAliveTimeout = 65_000;
+  origin.headersTimeout = 70_000;
+  origin.connections = 0;
+  origin.on('connection', () => origin.connections++);
+  return new Promise((resolve, reject) => {
+    origin.once('error', reject);
+    origin.listen({ host: '127.0.0.1', port: PORT.origin, backlog: 4096 }, () => resolve(origin));
+  });
+}
+
+/**
+ * One ApacheBench run: `ab -k` (HTTP/1.0 with Connection: Keep-Alive) through the proxy (-X; none for the
+ * direct row), `n` GETs of the origin's /1k with `c` concurrent connections, stopped after `seconds` at
+ * the latest. -r: a failed receive is counted, not fatal. Failures are returned, never dropped.
+ */
+function ab(p, n, c, seconds) {
+  const args = ['-k', '-r', '-q', '-s', '30', '-t', String(seconds), '-n', String(n), '-c', String(c)];
+  if (p.port) args.push('-X', `127.0.0.1:${p.port}`);
+  if (p.auth) args.push('-P', `${AUTH.user}:${AUTH.pass}`);
+  args.push(`http://127.0.0.1:${PORT.origin}/1k`);
+  return new Promise((resolve) => {
+    execFile(which('ab') ?? 'ab', args, { timeout: (seconds + 40) * 1000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      const num = (re) => {
+        const m = re.exec(stdout);
+        return m ? Number(m[1]) : undefined;
+      };
+      const rps = num(/^Requests per second:\s+([\d.]+)/m);
+      const complete = num(/^Complete requests:\s+(\d+)/m);
+      if (rps === undefined || !complete) {
+        resolve({ error: `ab: ${(stderr || err?.message || 'no output').trim().split('\n').slice(-3).join(' / ').slice(0, 300)}` });
+        return;
+      }
+      const kinds = /\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)/.exec(stdout);
+      resolve({
+        rps,
+        complete,
+        seconds: num(/^Time taken for tests:\s+([\d.]+)/m),
+        failed: num(/^Failed requests:\s+(\d+)/m) ?? 0,
+        failedKinds: kinds ? { connect: +kinds[1], receive: +kinds[2], length: +kinds[3], exceptions: +kinds[4] } : undefined,
+        non2xx: num(/^Non-2xx responses:\s+(\d+)/m) ?? 0,
+        keepAlive: num(/^Keep-Alive requests:\s+(\d+)/m) ?? 0,
+        p50: num(/^\s+50%\s+(\d+)/m),
+        p99: num(/^\s+99%\s+(\d+)/m),
+        // ab exits non-zero on socket errors even with -r; the figures above still stand.
+        exit: err ? (err.code ?? err.signal ?? 'error') : 0,
+        stderr: stderr.trim().slice(0, 300) || undefined,
+      });
+    });
+  });
 }
 
 async function memoryTest(p) {
@@ -483,13 +653,67 @@ const METRICS = [
   { key: 'udp', label: `UDP datagrams/s (${UDP_SIZE} B, ${UDP_WINDOW} in flight)`, d: 0, higher: true },
   { key: 'udpLoss', label: 'UDP loss (%)', d: 2, higher: false },
 ];
+/** HTTP forward rows. `ratio: false`: absolute figures only (a ratio of counts near zero says nothing). */
+const HTTP_METRICS = [
+  { key: 'httpRps', label: `HTTP forward, keep-alive, ${CONCURRENCY} clients: requests/s (ab -k, 1 KB GET)`, d: 0, higher: true, http: true },
+  { key: 'httpCpu', label: 'Proxy CPU per request (µs, during the ab run)', d: 1, higher: false, http: true },
+  { key: 'httpOrigin', label: 'New origin connections per 1,000 requests', d: 1, higher: false, http: true, ratio: false },
+  { key: 'httpKeepAlive', label: 'Requests on kept-alive client connections (%, ab)', d: 1, higher: true, http: true, ratio: false },
+  { key: 'httpP50', label: 'Request latency p50 (ms, ab, whole ms)', d: 0, higher: false, http: true },
+  { key: 'httpP99', label: 'Request latency p99 (ms, ab, whole ms)', d: 0, higher: false, http: true },
+  { key: 'httpFailed', label: "Failed requests + non-2xx responses (ab's counts, summed over the runs)", d: 0, higher: false, http: true, ratio: false, sum: true },
+];
+const ALL_METRICS = [...METRICS, ...HTTP_METRICS];
 
 function report(results, meta) {
-  const present = PROXIES.filter((p) => results[p.key]);
+  const present = PROXIES.filter((p) => results[p.key] && !p.httpOnly);
   const peers = present.filter((p) => p.peer);
   const lines = [];
   lines.push(`Median of ${meta.runs} run(s), ${meta.seconds} s each; ${meta.cpus} CPUs (${meta.cpuModel}), Node ${process.version}, ${meta.date}.`);
   lines.push('');
+  if (meta.socks) socksTables(lines, results, meta, present, peers);
+  if (meta.http) httpTables(lines, results, meta);
+  lines.push('');
+  lines.push('Targets:');
+  lines.push('');
+  for (const t of meta.targets) lines.push(`- ${t.met ? 'met' : t.met === false ? '**not met**' : 'n/a'}: ${t.text} (measured ${t.measured})`);
+  return lines.join('\n');
+}
+
+function httpTables(lines, results, meta) {
+  // Rows whose every run failed stay, as n/a (the errors are listed below the tables).
+  const present = PROXIES.filter((p) => results[p.key] && (p.http || p.httpOnly));
+  const peers = present.filter((p) => p.httpPeer);
+  const h = meta.http;
+  if (meta.socks) lines.push('');
+  lines.push(
+    `HTTP forward: \`ab -k -c ${CONCURRENCY} -n ${h.requests}\` (at most ${h.timeLimit} s) through each proxy (-X; none for direct), GET of a ${HTTP_BODY}-byte body from a local Node origin with keep-alive; median of ${meta.runs} run(s) after a warm-up:`,
+  );
+  lines.push('');
+  lines.push(`| | ${present.map((p) => p.label).join(' | ')} |`);
+  lines.push(`|---|${present.map(() => '---:').join('|')}|`);
+  for (const m of HTTP_METRICS) lines.push(`| ${m.label} | ${present.map((p) => (p.port || !['httpCpu'].includes(m.key) ? fmt(results[p.key][m.key], m.d) : '-')).join(' | ')} |`);
+  lines.push('');
+  lines.push('HTTP ratios (median of the per-run ratios; higher is better for requests/s, lower for CPU and latency):');
+  lines.push('');
+  const cli = present.some((p) => p.key === 'relay-auth');
+  const head = [
+    'SOCKS Relay vs best peer',
+    ...peers.map((p) => `SOCKS Relay vs ${p.label}`),
+    ...(cli ? peers.map((p) => `CLI, user/pass vs ${p.label}`) : []),
+    ...(BEFORE ? ['after vs before'] : []),
+  ];
+  lines.push(`| | ${head.join(' | ')} |`);
+  lines.push(`|---|${head.map(() => '---:').join('|')}|`);
+  for (const m of HTTP_METRICS) {
+    if (m.ratio === false) continue;
+    const r = meta.ratios[m.key];
+    const cells = [fmt(r?.best, 2), ...peers.map((p) => fmt(r?.[p.key], 2)), ...(cli ? peers.map((p) => fmt(r?.[`auth_${p.key}`], 2)) : []), ...(BEFORE ? [fmt(r?.before, 3)] : [])];
+    lines.push(`| ${m.label} | ${cells.join(' | ')} |`);
+  }
+}
+
+function socksTables(lines, results, meta, present, peers) {
   lines.push(`| | ${present.map((p) => p.label).join(' | ')} |`);
   lines.push(`|---|${present.map(() => '---:').join('|')}|`);
   for (const m of METRICS) lines.push(`| ${m.label} | ${present.map((p) => fmt(results[p.key][m.key], m.d)).join(' | ')} |`);
@@ -514,11 +738,6 @@ function report(results, meta) {
       if (r?.egress !== undefined) lines.push(`| ${m.label} | ${fmt(r.egress, 2)} | ${fmt(r.egressAuth, 2)} |`);
     }
   }
-  lines.push('');
-  lines.push('Targets:');
-  lines.push('');
-  for (const t of meta.targets) lines.push(`- ${t.met ? 'met' : t.met === false ? '**not met**' : 'n/a'}: ${t.text} (measured ${t.measured})`);
-  return lines.join('\n');
 }
 
 // ------------------------------------------------------------------ main
@@ -526,8 +745,12 @@ async function main() {
   const t0 = Date.now();
   setup();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socks-relay-bench-'));
-  const server = start(path.join(BUILD, 'loadgen'), ['server', PORT.echo, PORT.sink, PORT.source, PORT.udpEcho], 'target server');
-  await waitPort(PORT.echo, 'target server');
+  let server;
+  if (SOCKS_SECTION) {
+    server = start(path.join(BUILD, 'loadgen'), ['server', PORT.echo, PORT.sink, PORT.source, PORT.udpEcho], 'target server');
+    await waitPort(PORT.echo, 'target server');
+  }
+  const origin = HTTP_SECTION ? await startOrigin() : undefined;
 
   const active = [];
   for (const p of PROXIES) {
@@ -536,11 +759,13 @@ async function main() {
     else log(`${p.label}: not available, skipped`);
   }
   log(`proxies: ${active.map((p) => p.label).join(', ')}; ${RUNS} run(s) of ${SECONDS} s`);
+  const socksActive = SOCKS_SECTION ? active.filter((p) => !p.httpOnly) : [];
+  const httpActive = HTTP_SECTION ? active.filter((p) => p.http || p.httpOnly) : [];
 
   // Per-run raw figures: raw[key][metric] = [run0, run1, ...]
   const raw = Object.fromEntries(active.map((p) => [p.key, {}]));
   const put = (p, metric, r, value) => ((raw[p.key][metric] ??= [])[r] = value);
-  const details = { memory: {}, errors: [] };
+  const details = { memory: {}, http: {}, errors: [] };
   const note = (p, what, res) => {
     if (res?.error) {
       details.errors.push(`${p.label} ${what}: ${res.error}`);
@@ -549,7 +774,7 @@ async function main() {
   };
 
   // 1. Memory first, while every proxy process is fresh.
-  for (const p of active) {
+  for (const p of socksActive) {
     if (!p.port || p.noMem) continue;
     const m = await memoryTest(p);
     details.memory[p.key] = m;
@@ -559,15 +784,15 @@ async function main() {
   }
 
   // 2. Own client: throughput, connection rate, UDP; runs interleaved.
-  for (let r = 0; r < RUNS; r++) {
+  for (let r = 0; r < (SOCKS_SECTION ? RUNS : 0); r++) {
     for (const dirn of ['up', 'down']) {
-      for (const p of rotate(active, r)) {
+      for (const p of rotate(socksActive, r)) {
         const res = await loadgen(['tput', p.port, dirn === 'up' ? PORT.sink : PORT.source, dirn, SECONDS], (SECONDS + 30) * 1000, loadgenEnv(p));
         note(p, `tput ${dirn}`, res);
         put(p, dirn, r, res.MBps);
       }
     }
-    for (const p of rotate(active, r)) {
+    for (const p of rotate(socksActive, r)) {
       const pid = p.child?.pid;
       // The egress row's cost is the relay's and the agent's.
       const cpu = () => cpuSeconds(pid) + (p.agent?.pid ? cpuSeconds(p.agent.pid) : 0);
@@ -583,7 +808,7 @@ async function main() {
       put(p, 'p99', r, res.p99ms);
       await sleep(200);
     }
-    for (const p of rotate(active, r)) {
+    for (const p of rotate(socksActive, r)) {
       if (!p.udp) continue;
       const res = await loadgen(['udp', p.port, PORT.udpEcho, SECONDS, UDP_SIZE, UDP_WINDOW], (SECONDS + 30) * 1000);
       note(p, 'udp', res);
@@ -594,8 +819,8 @@ async function main() {
   }
 
   // 3. A client nobody here wrote: iperf3 through proxychains4 (one run each; its own figures are medians over its intervals).
-  if (which('iperf3') && which('proxychains4')) {
-    for (const p of active) {
+  if (SOCKS_SECTION && which('iperf3') && which('proxychains4')) {
+    for (const p of socksActive) {
       for (const reverse of [false, true]) {
         const res = await iperf(p, reverse, SECONDS, dir);
         note(p, `iperf3 ${reverse ? 'down' : 'up'}`, res);
@@ -604,22 +829,71 @@ async function main() {
     }
   }
 
+  // 4. HTTP forward through the HTTP side (SOCKS Relay) and the HTTP peers: ab with keep-alive, interleaved runs.
+  if (httpActive.length > 0) {
+    if (!which('ab')) {
+      details.errors.push('HTTP forward: ab (apache2-utils) is missing; not measured');
+      log('HTTP forward: ab (apache2-utils) is missing; not measured');
+    } else {
+      // Warm-up (JIT, pools, squid's first connections), not counted.
+      for (const p of httpActive) {
+        const res = await ab(p, Math.min(1000, HTTP_REQUESTS), 10, HTTP_TIME_LIMIT);
+        if (res.error || res.failed || res.non2xx) log(`${p.label} HTTP warm-up: ${res.error ?? `${res.failed} failed, ${res.non2xx} non-2xx of ${res.complete}`}`);
+      }
+      for (let r = 0; r < RUNS; r++) {
+        for (const p of rotate(httpActive, r)) {
+          const pid = p.child?.pid;
+          const cpu0 = pid ? cpuSeconds(pid) : undefined;
+          const conns0 = origin.connections;
+          const res = await ab(p, HTTP_REQUESTS, CONCURRENCY, HTTP_TIME_LIMIT);
+          const conns = origin.connections - conns0;
+          const cpu = pid ? cpuSeconds(pid) - cpu0 : undefined;
+          note(p, 'HTTP forward', res);
+          (details.http[p.key] ??= [])[r] = { ...res, originConnections: conns, cpuSeconds: cpu };
+          if (res.error) continue;
+          const bad = res.failed + res.non2xx;
+          if (bad) details.errors.push(`${p.label} HTTP forward, run ${r + 1}: ${res.failed} failed requests ${JSON.stringify(res.failedKinds ?? {})}, ${res.non2xx} non-2xx responses, of ${res.complete}`);
+          if (res.complete < HTTP_REQUESTS) details.errors.push(`${p.label} HTTP forward, run ${r + 1}: ${res.complete} of ${HTTP_REQUESTS} requests within the ${HTTP_TIME_LIMIT} s limit`);
+          put(p, 'httpRps', r, res.rps);
+          if (cpu !== undefined) put(p, 'httpCpu', r, (cpu * 1e6) / res.complete);
+          put(p, 'httpOrigin', r, (conns * 1000) / res.complete);
+          put(p, 'httpKeepAlive', r, (res.keepAlive * 100) / res.complete);
+          put(p, 'httpP50', r, res.p50);
+          put(p, 'httpP99', r, res.p99);
+          put(p, 'httpFailed', r, bad);
+          log(`${p.label} HTTP: ${fmt(res.rps)} req/s, ${cpu === undefined ? '-' : fmt((cpu * 1e6) / res.complete, 1)} µs CPU/request, ${conns} origin connections, ${res.keepAlive}/${res.complete} keep-alive, ${bad} failed/non-2xx`);
+          await sleep(200);
+        }
+        log(`HTTP run ${r + 1}/${RUNS} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      }
+    }
+  }
+
   for (const p of active) await Promise.all([stop(p.child), stop(p.agent)]);
   await stop(server);
+  if (origin) {
+    origin.closeAllConnections?.();
+    await new Promise((r) => origin.close(r));
+  }
 
   // Medians and within-run ratios.
   const results = {};
-  for (const p of active) results[p.key] = Object.fromEntries(METRICS.map((m) => [m.key, median(raw[p.key][m.key] ?? [])]));
+  const sum = (xs) => (xs.some((x) => typeof x === 'number') ? xs.reduce((a, x) => a + (typeof x === 'number' ? x : 0), 0) : undefined);
+  for (const p of active) results[p.key] = Object.fromEntries(ALL_METRICS.map((m) => [m.key, (m.sum ? sum : median)(raw[p.key][m.key] ?? [])]));
   const ratios = {};
-  for (const m of METRICS) {
+  for (const m of ALL_METRICS) {
+    if (m.ratio === false) continue;
     const per = { best: [], ui: [], before: [] };
     for (let r = 0; r < RUNS; r++) {
       const mine = raw.relay?.[m.key]?.[r];
       if (mine === undefined) continue;
-      const peerVals = active.filter((p) => p.peer).map((p) => [p.key, raw[p.key][m.key]?.[r]]);
+      const peerVals = active.filter((p) => (m.http ? p.httpPeer : p.peer)).map((p) => [p.key, raw[p.key][m.key]?.[r]]);
       for (const [k, v] of peerVals) if (v !== undefined && v > 0) (per[k] ??= []).push(mine / v);
       const vals = peerVals.map(([, v]) => v).filter((v) => v !== undefined && v > 0);
       if (vals.length) per.best.push(mine / (m.higher ? Math.max(...vals) : Math.min(...vals)));
+      // The CLI (with user/pass) against the HTTP peers of the same run.
+      const cli = raw['relay-auth']?.[m.key]?.[r];
+      if (m.http && cli !== undefined) for (const [k, v] of peerVals) if (v !== undefined && v > 0) (per[`auth_${k}`] ??= []).push(cli / v);
       const ui = raw['relay-ui']?.[m.key]?.[r];
       if (ui !== undefined && mine > 0) per.ui.push(ui / mine);
       const w2 = raw['relay-w2']?.[m.key]?.[r];
@@ -651,7 +925,7 @@ async function main() {
       return undefined;
     }
   })();
-  const targets = [
+  const socksTargets = [
     {
       text: 'throughput >= 1.0x minimal Node relay (upload and download)',
       met: both(ge(R('up', 'node'), 1), ge(R('down', 'node'), 1)),
@@ -704,6 +978,30 @@ async function main() {
       measured: `CPU per connection ${fmt(R('cpuConn', 'ui'), 3)}x; ${fmt(R('up', 'ui'), 3)}x up, ${fmt(R('down', 'ui'), 3)}x down, ${fmt(R('rate', 'ui'), 3)}x connections/s (noise ±15%)`,
     },
   ];
+  // HTTP forward (the performance issue's targets). A run of SOCKS Relay with failed or non-2xx requests
+  // does not meet the speed targets, whatever its figures.
+  const hr = results.relay ?? {};
+  const relayBad = hr.httpFailed;
+  const clean = (met) => (met === undefined ? undefined : met && !relayBad);
+  const badNote = relayBad ? `; ${relayBad} failed/non-2xx requests` : '';
+  const httpTargets = [
+    {
+      text: `HTTP forward, keep-alive, ${CONCURRENCY} concurrent: requests/s >= 1.0x squid`,
+      met: clean(ge(R('httpRps', 'squid'), 1)),
+      measured: `${fmt(R('httpRps', 'squid'), 2)}x (${fmt(hr.httpRps)} vs ${fmt(results.squid?.httpRps)} requests/s; tinyproxy ${fmt(results.tinyproxy?.httpRps)})${badNote}`,
+    },
+    {
+      text: 'HTTP forward: CPU per request <= 1.5x squid',
+      met: clean(R('httpCpu', 'squid') === undefined ? undefined : R('httpCpu', 'squid') <= 1.5),
+      measured: `${fmt(R('httpCpu', 'squid'), 2)}x (${fmt(hr.httpCpu, 1)} vs ${fmt(results.squid?.httpCpu, 1)} µs; tinyproxy ${fmt(results.tinyproxy?.httpCpu, 1)} µs)${badNote}`,
+    },
+    {
+      text: 'HTTP forward: new origin connections per 1,000 requests <= 50',
+      met: hr.httpOrigin === undefined ? undefined : hr.httpOrigin <= 50,
+      measured: `${fmt(hr.httpOrigin, 1)} (squid ${fmt(results.squid?.httpOrigin, 1)}, tinyproxy ${fmt(results.tinyproxy?.httpOrigin, 1)})`,
+    },
+  ];
+  const targets = [...(SOCKS_SECTION ? socksTargets : []), ...(httpActive.length ? httpTargets : [])];
   const meta = {
     date: new Date().toISOString(),
     runs: RUNS,
@@ -713,6 +1011,8 @@ async function main() {
     cpuModel: os.cpus()[0]?.model?.trim() ?? '?',
     node: process.version,
     durationSeconds: (Date.now() - t0) / 1000,
+    socks: SOCKS_SECTION,
+    http: httpActive.length ? { requests: HTTP_REQUESTS, timeLimit: HTTP_TIME_LIMIT, concurrency: CONCURRENCY, bodyBytes: HTTP_BODY } : undefined,
     ratios,
     targets,
   };

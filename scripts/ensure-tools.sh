@@ -8,7 +8,7 @@ declare -A TOOLS=(
   [curl]=curl [wget]=wget [git]=git [ncat]=ncat [nc]=netcat-openbsd [python3]=python3
   [danted]=dante-server [microsocks]=microsocks [tinyproxy]=tinyproxy [proxychains4]=proxychains4
   [iperf3]=iperf3 [rg]=ripgrep [chromium]=chromium [openssl]=openssl [ip]=iproute2 [ps]=procps
-  [make]=build-essential [useradd]=passwd [socat]=socat
+  [make]=build-essential [useradd]=passwd [socat]=socat [squid]=squid [ab]=apache2-utils
 )
 missing=()
 for cmd in "${!TOOLS[@]}"; do
