@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer } from './code-server.mjs';
-import { ROOT, VSIX, workbench } from './workbench.mjs';
+import { openSidebar, ROOT, VSIX, workbench } from './workbench.mjs';
 
 const CS_PORT = Number(process.env.E2E_EDITOR_PORT || 18947);
 const PROXY_PORT = Number(process.env.E2E_EDITOR_PROXY_PORT || 18948);
@@ -62,14 +62,7 @@ before(async () => {
   });
   browser = await launchBrowser();
   page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });
-  await page.locator('.activitybar .action-item a[aria-label^="SOCKS Relay"]').first().click();
-  const box = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
-  if (box) {
-    await page.mouse.move(box.x + box.width + 1, box.y + 300);
-    await page.mouse.down();
-    await page.mouse.move(box.x + box.width + 260, box.y + 300, { steps: 8 });
-    await page.mouse.up();
-  }
+  await openSidebar(page, { widen: 260 });
 });
 
 after(async () => {

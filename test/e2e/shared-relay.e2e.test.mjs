@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, waitForTerminalText } from './code-server.mjs';
-import { accepts, VSIX, workbench } from './workbench.mjs';
+import { accepts, newTerminal, openSidebar, typeLine as type, VSIX, workbench } from './workbench.mjs';
 
 const CS_PORT = Number(process.env.E2E_SHARED_PORT || 18950);
 const PROXY_PORT = Number(process.env.E2E_SHARED_PROXY_PORT || 18951);
@@ -30,34 +30,6 @@ const on = (page) => {
   current = () => page;
   return page;
 };
-
-async function newTerminal(page) {
-  await runCommand(page, 'Terminal: Create New Terminal');
-  const term = page.locator('.terminal-wrapper.active .xterm').first();
-  await term.waitFor({ state: 'visible', timeout: 30_000 });
-  await waitForTerminalText(page, /[$#]\s*$/m, { timeoutMs: 30_000 });
-  await term.click();
-}
-
-async function type(page, line) {
-  await page.keyboard.type(line);
-  await page.keyboard.press('Enter');
-}
-
-async function openSidebar(page) {
-  if (await page.locator('.pane-header', { hasText: 'Configuration' }).isVisible()) return;
-  await page.locator('.activitybar .action-item a[aria-label^="SOCKS Relay"]').first().click();
-  await page.locator('.pane-header', { hasText: 'Configuration' }).waitFor({ state: 'visible', timeout: 30_000 });
-  // Wider, as a user would drag it, so the rows are readable in the screenshots; then the pointer out of the way.
-  const box = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
-  if (box) {
-    await page.mouse.move(box.x + box.width + 1, box.y + 300);
-    await page.mouse.down();
-    await page.mouse.move(box.x + box.width + 220, box.y + 300, { steps: 8 });
-    await page.mouse.up();
-  }
-  await page.mouse.move(box ? box.x + box.width + 600 : 900, 20);
-}
 
 const running = (t) => /\b\d+ · ↑/.test(t);
 
@@ -124,7 +96,7 @@ test('window 1 starts the relay; window 2 attaches: same listener, and a session
   await waitFor('window 1 running', async () => (running(await statusText()) ? true : undefined));
   on(page2);
   await waitFor('window 2 sees the shared relay running', async () => (running(await statusText()) ? true : undefined));
-  await openSidebar(page2);
+  await openSidebar(page2, { widen: 220 });
   const rows = await waitFor('window 2 listener row', async () => {
     const r = await viewRows('Configuration');
     return r.some((x) => x.includes(`127.0.0.1:${PROXY_PORT} · running`)) ? r : undefined;
@@ -132,7 +104,7 @@ test('window 1 starts the relay; window 2 attaches: same listener, and a session
   assert.ok(rows.some((r) => r.includes(`127.0.0.1:${PROXY_PORT}`)), rows.join('\n'));
   assert.ok(rows.some((r) => /^Shared run by window "/.test(r)), rows.join('\n'));
   on(page1);
-  await openSidebar(page1);
+  await openSidebar(page1, { widen: 220 });
   const own = await waitFor('window 1 says it runs the relay for one more window', async () => {
     const r = await viewRows('Configuration');
     return r.find((x) => x.startsWith('Shared this window · 1 other window attached'));
@@ -193,7 +165,7 @@ test('a setting changed in the attached window reaches the relay once: window 1 
   });
   for (const page of [page1, page2]) {
     on(page);
-    await openSidebar(page);
+    await openSidebar(page, { widen: 220 });
     await waitFor('the listener row on the new port', async () => ((await viewRows('Configuration')).some((x) => x.includes(`127.0.0.1:${moved} · running`)) ? true : undefined));
   }
   assert.equal(await accepts('127.0.0.1', PROXY_PORT), false, 'the old port is closed');

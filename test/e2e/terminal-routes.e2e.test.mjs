@@ -9,7 +9,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, waitForTerminalText } from './code-server.mjs';
-import { VSIX, workbench } from './workbench.mjs';
+import { openSidebar, typeLine, VSIX, workbench } from './workbench.mjs';
+
+const type = (line) => typeLine(page, line);
 
 const CS_PORT = Number(process.env.E2E_TERM_PORT || 18944);
 const PROXY_PORT = Number(process.env.E2E_TERM_PROXY_PORT || 18945);
@@ -24,11 +26,6 @@ let microsocks;
 let home;
 const hits = [];
 const { shot, waitFor, viewRows } = workbench(() => page, { prefix: 'terminals-' });
-
-async function type(line) {
-  await page.keyboard.type(line);
-  await page.keyboard.press('Enter');
-}
 
 /** Runs "New Terminal Through…" and picks the route whose label contains `route`. */
 async function newTerminalThrough(route) {
@@ -76,14 +73,7 @@ before(async () => {
   });
   browser = await launchBrowser();
   page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });
-  await page.locator('.activitybar .action-item a[aria-label^="SOCKS Relay"]').first().click();
-  const box = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
-  if (box) {
-    await page.mouse.move(box.x + box.width + 1, box.y + 300);
-    await page.mouse.down();
-    await page.mouse.move(box.x + box.width + 260, box.y + 300, { steps: 8 });
-    await page.mouse.up();
-  }
+  await openSidebar(page, { widen: 260 });
 });
 
 after(async () => {

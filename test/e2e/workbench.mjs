@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { statusBarItems } from './code-server.mjs';
+import { runCommand, statusBarItems, waitForTerminalText } from './code-server.mjs';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 /** The packaged extension under test (E2E_VSIX: another build, e.g. an older commit's, to see a test fail there). */
@@ -68,4 +68,37 @@ export function listeningOn(port) {
     .split('\n')
     .map((l) => l.trim().split(/\s+/)[3])
     .filter(Boolean);
+}
+
+/**
+ * Opens the SOCKS Relay sidebar (unless it is open) and widens it by `widen` pixels, dragging its edge as a user
+ * would, so that rows are readable in screenshots; then moves the pointer out of the way (no tooltip in shots).
+ */
+export async function openSidebar(page, { widen = 200 } = {}) {
+  if (await page.locator('.pane-header', { hasText: 'Configuration' }).isVisible()) return;
+  await page.locator('.activitybar .action-item a[aria-label^="SOCKS Relay"]').first().click();
+  await page.locator('.pane-header', { hasText: 'Configuration' }).waitFor({ state: 'visible', timeout: 30_000 });
+  const box = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
+  if (box && widen > 0) {
+    await page.mouse.move(box.x + box.width + 1, box.y + 300);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width + widen, box.y + 300, { steps: 8 });
+    await page.mouse.up();
+  }
+  await page.mouse.move(box ? box.x + box.width + widen + 400 : 900, 20);
+}
+
+/** A new integrated terminal from the palette, with its prompt shown and the keyboard in it. */
+export async function newTerminal(page) {
+  await runCommand(page, 'Terminal: Create New Terminal');
+  const term = page.locator('.terminal-wrapper.active .xterm').first();
+  await term.waitFor({ state: 'visible', timeout: 30_000 });
+  await waitForTerminalText(page, /[$#]\s*$/m, { timeoutMs: 30_000 });
+  await term.click({ force: true });
+}
+
+/** Types a line into whatever has the keyboard (the terminal) and presses Enter. */
+export async function typeLine(page, line) {
+  await page.keyboard.type(line);
+  await page.keyboard.press('Enter');
 }

@@ -127,26 +127,15 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
   private async attempt(): Promise<void> {
     if (!this.running) return;
     this.setState('connecting');
-    let challenge: string;
-    try {
-      challenge = await fetchChallenge(this.urls.challenge);
-    } catch (err) {
-      this.retry(`cannot reach the endpoint at ${this.urls.challenge.origin}: ${describeError(err)}`);
-      return;
-    }
-    if (!this.running) return;
+    let challenge = await this.challenge();
+    if (challenge === undefined) return;
     if (!this.webSocketOnly && this.urls.tunnel.protocol === 'ws:') {
       if ((await this.tryDirect(challenge)) === 'handled') return;
       // The forward carries only WebSocket (code-server's /proxy/PORT/): use that from now on.
       this.webSocketOnly = true;
       this.logger.debug('egress agent: the forward does not pass a plain upgrade through; using a WebSocket');
-      try {
-        challenge = await fetchChallenge(this.urls.challenge);
-      } catch (err) {
-        this.retry(`cannot reach the endpoint at ${this.urls.challenge.origin}: ${describeError(err)}`);
-        return;
-      }
-      if (!this.running) return;
+      challenge = await this.challenge();
+      if (challenge === undefined) return;
     }
     const nonce = randomToken(24);
     const ws = new WebSocket(this.urls.tunnel, EGRESS_SUBPROTOCOL, {
@@ -197,6 +186,17 @@ export class EgressAgent extends EventEmitter<EgressAgentEvents> {
       if (this.ws === ws) this.ws = undefined;
       this.carrierClosed(refusal);
     });
+  }
+
+  /** A fresh challenge; undefined (a retry is scheduled, or the agent stopped) when there is none. */
+  private async challenge(): Promise<string | undefined> {
+    try {
+      const challenge = await fetchChallenge(this.urls.challenge);
+      return this.running ? challenge : undefined;
+    } catch (err) {
+      this.retry(`cannot reach the endpoint at ${this.urls.challenge.origin}: ${describeError(err)}`);
+      return undefined;
+    }
   }
 
   /** The tunnel's connection closed: reconnect (or, refused, say so and back off). */
