@@ -215,3 +215,14 @@ test('pipelined requests on one client connection are answered in order', async 
   const order = [...text.matchAll(/<(\/p\d)>/g)].map((m) => m[1]);
   assert.deepEqual(order, ['/p1', '/p2', '/p3']);
 });
+
+test('through an HTTP upstream the kept connection is the tunnel through it: ten requests, one upstream connection', async () => {
+  const o = await origin();
+  const upstream = await proxy();
+  const p = await proxy();
+  p.server.setRouter(buildRouter({ upstreams: [{ name: 'up', url: `http://127.0.0.1:${upstream.port}` }], default: 'up' }));
+  const a = agent();
+  for (let i = 0; i < 10; i++) assert.equal((await get(p.port, `http://127.0.0.1:${o.port}/via-up/${i}`, a)).body, `answer for /via-up/${i} (no auth)`);
+  assert.equal(upstream.server.registry.totals().opened, 1, 'one CONNECT through the upstream carried all ten');
+  assert.equal(o.connections(), 1);
+});
