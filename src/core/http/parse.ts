@@ -104,19 +104,21 @@ export function targetScheme(target: string): string | undefined {
  * `drop` names further headers to remove (lower case). Order, case and duplicates of the rest are kept.
  */
 export function stripHopByHop(raw: readonly string[], drop: readonly string[] = []): string[] {
-  const remove = new Set<string>(HOP_BY_HOP);
-  for (const d of drop) remove.add(d);
+  // Per request twice (request and response): no Set is built unless a Connection header names more fields.
+  let named: Set<string> | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i].toLowerCase();
     if (name !== 'connection' && name !== 'proxy-connection') continue;
     for (const token of raw[i + 1].split(',')) {
       const t = token.trim().toLowerCase();
-      if (t.length > 0 && TOKEN.test(t)) remove.add(t);
+      if (t.length > 0 && TOKEN.test(t)) (named ??= new Set()).add(t);
     }
   }
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (!remove.has(raw[i].toLowerCase())) out.push(raw[i], raw[i + 1]);
+    const name = raw[i].toLowerCase();
+    if (HOP_BY_HOP.has(name) || named?.has(name) || (drop.length > 0 && drop.includes(name))) continue;
+    out.push(raw[i], raw[i + 1]);
   }
   return out;
 }
