@@ -323,14 +323,13 @@ export class ProxyController extends Disposables implements SharedRelayHost {
       const router = await this.router(s);
       const users = await this.users(s, router.usesEgress, inherit?.credentials);
       this.baseUsers = users;
-      this.anonymousOk = users.length === 0;
       const server = new ProxyServer(
         {
           host: inherit?.host ?? s.host,
           port: inherit?.port ?? s.port,
           users: [...users, ...this.terminalUsers()],
           // Routed terminals authenticate (that is how the relay knows them); everyone else as the settings say.
-          allowNoAuth: users.length === 0,
+          allowNoAuth: this.anonymousAllowed,
           socks4: s.socks4,
           http: s.http,
           maxSessions: s.maxSessions,
@@ -481,7 +480,7 @@ export class ProxyController extends Disposables implements SharedRelayHost {
   private async applyTerminalRoutes(): Promise<void> {
     const server = this.server;
     if (server) {
-      server.configure({ users: [...this.baseUsers, ...this.terminalUsers()], allowNoAuth: this.anonymousOk });
+      server.configure({ users: [...this.baseUsers, ...this.terminalUsers()], allowNoAuth: this.anonymousAllowed });
       await this.reloadRouting();
     }
     this.changed.fire();
@@ -494,8 +493,10 @@ export class ProxyController extends Disposables implements SharedRelayHost {
 
   /** The users the server was started with (listener and per-run credentials), without the terminals'. */
   private baseUsers: UserCredentials[] = [];
-  /** Clients without credentials are let in (auth "none" and no route through this computer). */
-  private anonymousOk = true;
+  /** Clients without credentials are let in when the listener itself asks for none (auth "none", no route through this computer). */
+  private get anonymousAllowed(): boolean {
+    return this.baseUsers.length === 0;
+  }
 
   /** `egress`: a route goes through this computer, so other users of the host must not get in unasked. */
   /** `inherited`: the credentials of the relay this window takes over (its terminals keep working). */

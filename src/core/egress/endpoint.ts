@@ -19,7 +19,7 @@ import type { OutboundStream } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode } from '../errors';
 import { Logger, silentLogger } from '../log';
 import { countedStream } from './counted-stream';
-import { agentProof, authorityOf, RAW_UPGRADE, CHALLENGE_PATH, EGRESS_PATH, EGRESS_SUBPROTOCOL, endpointProof, HEADER, proofMatches, randomToken, validToken } from './protocol';
+import { agentProof, authorityOf, parseAuthority, RAW_UPGRADE, CHALLENGE_PATH, EGRESS_PATH, EGRESS_SUBPROTOCOL, endpointProof, HEADER, proofMatches, randomToken, validToken } from './protocol';
 import { TUNNEL_SETTINGS, TUNNEL_WINDOW, WS_MAX_PAYLOAD } from './tuning';
 import { tunnelDuplex } from './ws-duplex';
 
@@ -406,9 +406,8 @@ function header(req: http.IncomingMessage, name: string): string | undefined {
 }
 
 function boundAddress(value: string | string[] | undefined): { localAddress?: string; localPort?: number } {
-  if (typeof value !== 'string') return {};
-  const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(value);
-  return m ? { localAddress: m[1], localPort: Number(m[2]) } : {};
+  const bound = typeof value === 'string' ? parseAuthority(value) : undefined;
+  return bound ? { localAddress: bound.host, localPort: bound.port } : {};
 }
 
 /** The agent's answer to a CONNECT it could not carry out, as the error the pipeline maps to a reply. */

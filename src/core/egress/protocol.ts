@@ -15,6 +15,8 @@
  * The secret itself never crosses the wire.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { formatEndpoint } from '../address';
+import { parseConnectTarget } from '../http/parse';
 
 export const EGRESS_PATH = 'socks-relay/egress/v1';
 export const CHALLENGE_PATH = `${EGRESS_PATH}/challenge`;
@@ -92,17 +94,15 @@ export function agentUrls(base: string): { challenge: URL; tunnel: URL } {
   return { challenge, tunnel };
 }
 
-/** `host:port` for :authority, with IPv6 literals in brackets. */
+/**
+ * A CONNECT stream's `:authority` is the authority-form of HTTP/1.1 CONNECT (RFC 9113 §8.5): written and
+ * read by the same functions as the HTTP proxy's CONNECT target.
+ */
 export function authorityOf(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return formatEndpoint({ host, port });
 }
 
 /** Parses a CONNECT :authority (`host:port`, `[v6]:port`); undefined when it is not one. */
 export function parseAuthority(authority: string | undefined): { host: string; port: number } | undefined {
-  if (authority === undefined) return undefined;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(authority);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: m[1] ?? m[2], port };
+  return authority === undefined ? undefined : parseConnectTarget(authority);
 }
