@@ -14,7 +14,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, waitForTerminalText } from './code-server.mjs';
-import { ROOT, VSIX, workbench } from './workbench.mjs';
+import { newTerminal as openTerminal, NO_PROXY_ENV, ROOT, typeLine, VSIX, workbench } from './workbench.mjs';
 
 // Ports 18980-18989: code-server and the relay's listener inside the namespace, the bridge and the web server on the host.
 const CS_PORT = 18980;
@@ -58,6 +58,8 @@ let workspaceDir;
 let agentUrl;
 let agentToken;
 const { shot, waitFor, viewRows } = workbench(() => page, { prefix: 'egress-' });
+const newTerminal = () => openTerminal(page);
+const type = (line) => typeLine(page, line);
 
 function spawnGroup(cmd, args, opts = {}) {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...opts });
@@ -72,19 +74,6 @@ function killGroup(child, signal = 'SIGKILL') {
   } catch {
     /* gone */
   }
-}
-
-async function newTerminal() {
-  await runCommand(page, 'Terminal: Create New Terminal');
-  const term = page.locator('.terminal-wrapper.active .xterm').first();
-  await term.waitFor({ state: 'visible', timeout: 30_000 });
-  await waitForTerminalText(page, /[$#]\s*$/m, { timeoutMs: 30_000 });
-  await term.click();
-}
-
-async function type(line) {
-  await page.keyboard.type(line);
-  await page.keyboard.press('Enter');
 }
 
 // The agent on the host, as the copied command runs it (`socks-relay` is dist/cli.js here).
@@ -153,7 +142,7 @@ describe('egress through this computer, code-server in a network namespace', { s
         'terminal.integrated.defaultProfile.linux': 'bash',
         'workbench.colorTheme': 'Default Dark Modern',
       },
-      env: { HOME: home, ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+      env: { HOME: home, ...NO_PROXY_ENV },
     });
     browser = await launchBrowser();
     page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });

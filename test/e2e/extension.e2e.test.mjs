@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, waitForTerminalText } from './code-server.mjs';
-import { ROOT, STATUS_ID, VSIX, workbench } from './workbench.mjs';
+import { newTerminal as openTerminal, NO_PROXY_ENV, ROOT, startWebServer, STATUS_ID, typeLine, VSIX, workbench } from './workbench.mjs';
 
 const CS_PORT = Number(process.env.E2E_PORT || 18936);
 const PROXY_PORT = Number(process.env.E2E_PROXY_PORT || 18937);
@@ -24,6 +24,8 @@ let browser;
 let page;
 let home;
 const { shot, statusText, waitFor, viewRows } = workbench(() => page);
+const newTerminal = () => openTerminal(page);
+const type = (line) => typeLine(page, line);
 
 async function viewText(title) {
   return page.evaluate((t) => {
@@ -32,38 +34,10 @@ async function viewText(title) {
   }, title);
 }
 
-async function newTerminal() {
-  await runCommand(page, 'Terminal: Create New Terminal');
-  const term = page.locator('.terminal-wrapper.active .xterm').first();
-  await term.waitFor({ state: 'visible', timeout: 30_000 });
-  await waitForTerminalText(page, /[$#]\s*$/m, { timeoutMs: 30_000 });
-  await term.click();
-}
-
-async function type(line) {
-  await page.keyboard.type(line);
-  await page.keyboard.press('Enter');
-}
-
 before(async () => {
   assert.ok(fs.existsSync(VSIX), `${VSIX} missing: run npm run package`);
   // A local web server: /hello answers at once, /slow streams for ~4 s so a live session can be seen.
-  web = http.createServer((req, res) => {
-    if (req.url === '/slow') {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      let n = 0;
-      const t = setInterval(() => {
-        res.write(`tick ${++n}\n`);
-        if (n === 8) {
-          clearInterval(t);
-          res.end('slow-done\n');
-        }
-      }, 500);
-      return;
-    }
-    res.end(`hello-from-e2e ${req.url}\n`);
-  });
-  await new Promise((r) => web.listen(0, '127.0.0.1', r));
+  web = await startWebServer('hello-from-e2e', 8);
   webPort = web.address().port;
   // A real upstream that requires a password: our own CLI (built by `npm run package`) with RFC 1929 auth.
   authUpstream = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), '--port', String(AUTH_UPSTREAM_PORT), '--user', 'me'], {
@@ -92,7 +66,7 @@ before(async () => {
       'terminal.integrated.defaultProfile.linux': 'bash',
       'workbench.colorTheme': 'Default Dark Modern',
     },
-    env: { HOME: home, ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+    env: { HOME: home, ...NO_PROXY_ENV },
   });
   browser = await launchBrowser();
   page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });

@@ -5,12 +5,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, waitForTerminalText } from './code-server.mjs';
-import { accepts, newTerminal, openSidebar, typeLine as type, VSIX, workbench } from './workbench.mjs';
+import { accepts, newTerminal, NO_PROXY_ENV, openSidebar, startWebServer, typeLine as type, VSIX, workbench } from './workbench.mjs';
 
 const CS_PORT = Number(process.env.E2E_SHARED_PORT || 18950);
 const PROXY_PORT = Number(process.env.E2E_SHARED_PROXY_PORT || 18951);
@@ -47,22 +46,7 @@ function listenerPids(port) {
 
 before(async () => {
   assert.ok(fs.existsSync(VSIX), `${VSIX} missing: run npm run package`);
-  web = http.createServer((req, res) => {
-    if (req.url === '/slow') {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      let n = 0;
-      const t = setInterval(() => {
-        res.write(`tick ${++n}\n`);
-        if (n === 10) {
-          clearInterval(t);
-          res.end('slow-done\n');
-        }
-      }, 500);
-      return;
-    }
-    res.end(`shared-hello ${req.url}\n`);
-  });
-  await new Promise((r) => web.listen(0, '127.0.0.1', r));
+  web = await startWebServer('shared-hello', 10);
   webPort = web.address().port;
   const workspaceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'socks-relay-e2e-shared-ws-'));
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'socks-relay-e2e-shared-home-'));
@@ -71,7 +55,7 @@ before(async () => {
     vsixPath: VSIX,
     workspaceDir,
     settings: { 'socksRelay.listen.port': PROXY_PORT, 'terminal.integrated.defaultProfile.linux': 'bash', 'workbench.colorTheme': 'Default Dark Modern' },
-    env: { HOME: home, ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+    env: { HOME: home, ...NO_PROXY_ENV },
   });
   browser = await launchBrowser();
   page1 = await openWorkbench(browser, cs.url, { width: 1300, height: 850 });

@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, waitForTerminalText } from './code-server.mjs';
-import { openSidebar, typeLine, VSIX, workbench } from './workbench.mjs';
+import { NO_PROXY_ENV, openSidebar, typeLine, VSIX, workbench } from './workbench.mjs';
 
 const type = (line) => typeLine(page, line);
 
@@ -69,7 +69,7 @@ before(async () => {
       'terminal.integrated.defaultProfile.linux': 'bash',
       'workbench.colorTheme': 'Default Dark Modern',
     },
-    env: { HOME: home, ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+    env: { HOME: home, ...NO_PROXY_ENV },
   });
   browser = await launchBrowser();
   page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });

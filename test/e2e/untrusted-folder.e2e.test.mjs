@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer, statusBarItems } from './code-server.mjs';
-import { accepts, listeningOn, STATUS_ID, VSIX, workbench } from './workbench.mjs';
+import { accepts, listeningOn, NO_PROXY_ENV, STATUS_ID, VSIX, workbench } from './workbench.mjs';
 
 const CS_PORT = Number(process.env.E2E_TRUST_PORT || 18960);
 const USER_PORT = Number(process.env.E2E_TRUST_PROXY_PORT || 18971); // the user's listen.port
@@ -84,7 +84,7 @@ before(async () => {
       'socksRelay.listen.port': USER_PORT,
       'workbench.colorTheme': 'Default Dark Modern',
     },
-    env: { ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+    env: { ...NO_PROXY_ENV },
   });
   browser = await launchBrowser();
   page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });

@@ -2,6 +2,7 @@
 // screenshot on timeout, and checking from outside what listens where.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { runCommand, statusBarItems, waitForTerminalText } from './code-server.mjs';
@@ -101,4 +102,31 @@ export async function newTerminal(page) {
 export async function typeLine(page, line) {
   await page.keyboard.type(line);
   await page.keyboard.press('Enter');
+}
+
+/** Proxy variables cleared for code-server, so its terminals start from the relay's values only. */
+export const NO_PROXY_ENV = { ALL_PROXY: '', all_proxy: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' };
+
+/**
+ * A local web server: `/slow` streams `ticks` lines half a second apart, then `slow-done` (a session to watch
+ * while it is live); anything else answers `${greeting} ${path}` at once.
+ */
+export async function startWebServer(greeting, ticks) {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/slow') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let n = 0;
+      const t = setInterval(() => {
+        res.write(`tick ${++n}\n`);
+        if (n === ticks) {
+          clearInterval(t);
+          res.end('slow-done\n');
+        }
+      }, 500);
+      return;
+    }
+    res.end(`${greeting} ${req.url}\n`);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return server;
 }
