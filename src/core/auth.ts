@@ -29,17 +29,19 @@ export function checkCredentials(users: readonly UserCredentials[], username: st
 export interface AuthOptions {
   readonly users: readonly UserCredentials[];
   readonly allowNoAuth: boolean;
+  /** GSSAPI is accepted (SOCKS5 only): a listener with it requires authentication like one with users. */
+  readonly gssapi?: object;
 }
 
 /**
  * Who must authenticate, decided here for every front end: with users configured, credentials are checked
- * (SOCKS5 username/password, HTTP Basic); a client without them is let in only when there are no users or
- * allowNoAuth is set (SOCKS4, which cannot carry a password, is that case).
+ * (SOCKS5 username/password, HTTP Basic); a client without them is let in only when there are no users
+ * and no GSSAPI, or allowNoAuth is set (SOCKS4, which cannot carry a password, is that case).
  */
 export function credentialsChecked(options: AuthOptions): boolean {
   return options.users.length > 0;
 }
 
 export function anonymousAllowed(options: AuthOptions): boolean {
-  return options.users.length === 0 || options.allowNoAuth;
+  return (options.users.length === 0 && options.gssapi === undefined) || options.allowNoAuth;
 }

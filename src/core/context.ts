@@ -14,6 +14,11 @@ export interface ProxyOptions {
   users: UserCredentials[];
   /** Accept clients that offer no authentication even when users are configured. Default: only when there are no users. */
   allowNoAuth: boolean;
+  /**
+   * SOCKS5 GSSAPI (RFC 1961) clients, authenticated with this keytab (a path; undefined: the Kerberos
+   * library's default, KRB5_KTNAME or /etc/krb5.keytab). The principal becomes the session's user.
+   */
+  gssapi?: { keytab?: string };
   /** Serve SOCKS4/4a (it cannot carry a password, so it is refused while users are configured unless this is true). */
   socks4: boolean;
   /** Serve plain HTTP proxy requests and CONNECT on the same port. */

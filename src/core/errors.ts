@@ -51,7 +51,20 @@ export type ProxyErrorCode =
   | 'BAD_RULE'
   | 'PROTOCOL_ERROR'
   /** The egress route (this computer, through the tunnel) has no agent connected, or the agent failed. */
-  | 'EGRESS_UNAVAILABLE';
+  | 'EGRESS_UNAVAILABLE'
+  /** GSSAPI (RFC 1961): no library on this machine, or one of the Kerberos failures a user can act on. */
+  | 'GSSAPI_UNAVAILABLE'
+  | 'GSSAPI_NO_CREDENTIALS'
+  | 'GSSAPI_TICKET_EXPIRED'
+  | 'GSSAPI_UNKNOWN_SERVICE'
+  | 'GSSAPI_CLOCK_SKEW'
+  | 'GSSAPI_KDC_UNREACHABLE'
+  | 'GSSAPI_BAD_KEYTAB'
+  /** The peer refused the protection level we can offer (only "no per-message protection" is implemented). */
+  | 'GSSAPI_PROTECTION_REFUSED'
+  /** The peer sent the RFC 1961 abort message. */
+  | 'GSSAPI_REJECTED'
+  | 'GSSAPI_FAILED';
 
 /** An error with a stable code and the SOCKS reply it maps to. */
 export class ProxyError extends Error {

@@ -1,3 +1,5 @@
+import { gssapi } from './gssapi/library';
+import { GssServerHandshake } from './gssapi/server';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { formatEndpoint, normalizeIp } from './address';
@@ -152,6 +154,7 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
         const address = server.address() as net.AddressInfo;
         this.logger.info(`listening on ${formatEndpoint({ host: address.address, port: address.port })}`);
         this.logger.info(describeReadPath(readPath));
+        if (this.opts.gssapi) this.logGssapi(this.opts.gssapi.keytab);
         this.emit('listening', address);
         resolve(address);
       });
@@ -171,6 +174,21 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     this.logger.info('stopped');
     this.emit('close');
+  }
+
+  /** One line saying whether SOCKS5 clients can use GSSAPI, and why not (the keytab is tried once here). */
+  private logGssapi(keytab: string | undefined): void {
+    const load = gssapi();
+    if (!load.ok) {
+      this.logger.warn(`GSSAPI is not offered: ${load.reason}`);
+      return;
+    }
+    try {
+      new GssServerHandshake(load.api, keytab, 'the listener').dispose();
+      this.logger.info(`GSSAPI offered to SOCKS5 clients (${load.api.source}, keytab ${keytab ?? 'from KRB5_KTNAME or the system default'})`);
+    } catch (err) {
+      this.logger.warn(`GSSAPI is not offered: ${describeError(err)}`);
+    }
   }
 
   /** Handshake deadlines: one timer for all connections (after configure() lowers the timeout, see DeadlineQueue). */

@@ -7,7 +7,11 @@ import { admit, dialRefusal, isRefusal, Refusal, Replier, serveRequest } from '.
 import type { Session } from '../registry';
 import type { ClientStream } from '../transport';
 import { closeWith } from '../socket-util';
+import { failureOf } from '../outcome';
 import { UdpAssociation } from './udp-association';
+import { gssapi } from '../gssapi/library';
+import { decodeGssMessage, encodeGssAbort, GssMessage, MAX_TOKEN } from '../gssapi/messages';
+import { describeRequestedLevel, GssServerHandshake } from '../gssapi/server';
 import {
   decodeGreeting,
   decodeRequest,
@@ -22,7 +26,10 @@ import {
 const NO_ADDRESS: Endpoint = { type: 'ipv4', host: '0.0.0.0', port: 0 };
 const EMPTY = Buffer.alloc(0);
 
-type Stage = 'greeting' | 'auth' | 'request' | 'done';
+type Stage = 'greeting' | 'auth' | 'gssapi' | 'request' | 'done';
+
+/** Bytes a client may send ahead while a GSS-API call runs: more than the largest message (4 + 65535). */
+const MAX_BUFFERED_DURING_GSSAPI = 2 * (4 + MAX_TOKEN);
 
 /** Registered for first byte X'05'. */
 export const serveSocks5: ProtocolHandler = (socket, first, ctx) => {
@@ -37,6 +44,10 @@ export const serveSocks5: ProtocolHandler = (socket, first, ctx) => {
 export class Socks5Connection implements Replier {
   private buf: Buffer = EMPTY;
   private stage: Stage = 'greeting';
+  /** The RFC 1961 exchange, while method X'01' runs. */
+  private gss: GssServerHandshake | undefined;
+  /** A GSS-API call is running: bytes wait in `buf` until it is done. */
+  private waiting = false;
   constructor(
     private readonly socket: ClientStream,
     private readonly ctx: ConnectionContext,
@@ -56,8 +67,14 @@ export class Socks5Connection implements Replier {
   };
 
   private readonly onClose = (): void => {
+    this.disposeGss();
     if (this.stage !== 'done') this.session.close('client closed during handshake');
   };
+
+  private disposeGss(): void {
+    this.gss?.dispose();
+    this.gss = undefined;
+  }
 
   /** `#id client` for log lines, formatted only when a line is written. */
   private get tag(): string {
@@ -71,6 +88,10 @@ export class Socks5Connection implements Replier {
 
   private readonly onData = (chunk: Buffer): void => {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.waiting) {
+      if (this.buf.length > MAX_BUFFERED_DURING_GSSAPI) this.failHandshake(new ProxyError('PROTOCOL_ERROR', `${this.buf.length} bytes sent ahead during the GSSAPI exchange`));
+      return;
+    }
     try {
       this.advance();
     } catch (err) {
@@ -97,7 +118,13 @@ export class Socks5Connection implements Replier {
           return;
         }
         this.socket.write(encodeMethodSelection(method));
-        this.stage = method === Method.USERNAME_PASSWORD ? 'auth' : 'request';
+        this.stage = method === Method.USERNAME_PASSWORD ? 'auth' : method === Method.GSSAPI ? 'gssapi' : 'request';
+      } else if (this.stage === 'gssapi') {
+        const m = decodeGssMessage(this.buf);
+        if (!m) return;
+        this.consume(m.length);
+        this.runGss(m.value);
+        return;
       } else if (this.stage === 'auth') {
         const a = decodeUserPass(this.buf);
         if (!a) return;
@@ -126,11 +153,66 @@ export class Socks5Connection implements Replier {
     }
   }
 
+  /**
+   * Username/password first (a client offers it only when it has a password to send), then GSSAPI (a
+   * client may offer it without a ticket, as curl does), then no authentication when allowed.
+   */
   private chooseMethod(offered: number[]): number {
     const { options } = this.ctx;
     if (credentialsChecked(options) && offered.includes(Method.USERNAME_PASSWORD)) return Method.USERNAME_PASSWORD;
+    if (options.gssapi && offered.includes(Method.GSSAPI) && this.prepareGss(options.gssapi.keytab)) return Method.GSSAPI;
     if (anonymousAllowed(options) && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
     return Method.NO_ACCEPTABLE;
+  }
+
+  /** Sets up the acceptor before X'01' is chosen, so a missing library or keytab means the method is not offered. */
+  private prepareGss(keytab: string | undefined): boolean {
+    const load = gssapi();
+    if (!load.ok) {
+      this.ctx.logger.debug(`${this.tag}: GSSAPI offered by the client but not available: ${load.reason}`);
+      return false;
+    }
+    try {
+      this.gss = new GssServerHandshake(load.api, keytab, `client ${this.tag}`);
+      return true;
+    } catch (err) {
+      this.ctx.logger.warn(`${this.tag}: GSSAPI not offered: ${describeError(err)}`);
+      return false;
+    }
+  }
+
+  /** One RFC 1961 message through the acceptor (on a worker thread); the next bytes wait until it answers. */
+  private runGss(msg: GssMessage): void {
+    const gss = this.gss;
+    if (!gss) throw new ProxyError('PROTOCOL_ERROR', 'GSSAPI message without a GSSAPI exchange');
+    this.waiting = true;
+    gss.handle(msg).then(
+      (r) => {
+        this.waiting = false;
+        if (this.stage === 'done' || this.socket.destroyed) return;
+        if (r.reply.length > 0) this.socket.write(r.reply);
+        if (r.requested !== undefined) {
+          this.session.update({ user: r.principal });
+          this.ctx.logger.info(`${this.tag}: GSSAPI authenticated ${r.principal ?? 'unknown principal'} (${describeRequestedLevel(r.requested)})`);
+          this.disposeGss();
+          this.stage = 'request';
+        }
+        this.onData(EMPTY);
+      },
+      (err: unknown) => {
+        this.waiting = false;
+        this.disposeGss();
+        if (this.stage === 'done') return;
+        const code = err instanceof ProxyError ? err.code : 'GSSAPI_FAILED';
+        this.ctx.logger.warn(`${this.tag}: GSSAPI authentication failed [${code}]: ${describeError(err)}`);
+        this.stage = 'done';
+        this.ctx.handshakeDone();
+        this.session.failed(failureOf(err, 'refused'));
+        this.session.close(`GSSAPI authentication failed: ${describeError(err)}`);
+        // Section 3.4: the refusal, then close (no abort back to a client that aborted itself).
+        closeWith(this.socket, err instanceof ProxyError && err.code === 'GSSAPI_REJECTED' ? undefined : encodeGssAbort());
+      },
+    );
   }
 
   private failHandshake(err: unknown): void {

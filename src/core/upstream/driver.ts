@@ -21,6 +21,8 @@ export interface SchemeDefaults {
   readonly remoteDns: boolean;
   /** The stream is wrapped in TLS before the handshake; the URL then accepts ?insecure, ?ca, ?servername. */
   readonly tls?: boolean;
+  /** The URL accepts ?gssapi[=service] (SOCKS5). */
+  readonly gssapi?: boolean;
 }
 
 export interface HopDriver {

@@ -10,6 +10,15 @@ export interface TlsSettings {
   servername?: string;
 }
 
+/** GSSAPI (RFC 1961) towards this hop, with the credentials kinit left in the user's cache. */
+export interface GssapiSettings {
+  /** "rcmd" (becomes rcmd@host), "name@host", or a Kerberos principal "name/host[@REALM]". */
+  service: string;
+}
+
+/** RFC 1961 and Dante's default service name. */
+export const DEFAULT_GSSAPI_SERVICE = 'rcmd';
+
 /**
  * The hop drivers' names, one key per driver. Each driver module adds its own key
  * (`declare module '../hop' { interface HopKinds { socks5: true } }`), so UpstreamHop.kind is a union of
@@ -34,6 +43,8 @@ export interface UpstreamHop {
   readonly remoteDns: boolean;
   /** Set for schemes that run over TLS (https://). */
   readonly tls?: TlsSettings;
+  /** Set with ?gssapi: offer GSSAPI (and not "no authentication") to this SOCKS5 hop. */
+  readonly gssapi?: GssapiSettings;
 }
 
 /** A label for logs and the UI: scheme, user (never the password), host and port. */

@@ -4,19 +4,28 @@ import type { Endpoint } from '../address';
 import { formatEndpoint } from '../address';
 import { ProxyError, Reply, ReplyCode, replyName } from '../errors';
 import { CommandName, decodeMethodSelection, decodeReply, decodeUserPassReply, encodeGreeting, encodeRequest, encodeUserPass, Method } from '../socks5/protocol';
+import { gssapiAuthenticate, requireGssApi } from '../gssapi/client';
 import { readMessage, resolveHere } from './handshake';
 import { hopLabel, UpstreamHop } from './hop';
 import type { CancelSignal } from '../cancel';
 
 const commandText: Record<CommandName, string> = { connect: 'CONNECT', bind: 'BIND', 'udp-associate': 'UDP ASSOCIATE' };
 
-/** Negotiates a method and authenticates. Wrong credentials → UPSTREAM_AUTH_FAILED (X'01'). */
+/** Negotiates a method and authenticates. Wrong credentials → UPSTREAM_AUTH_FAILED, a GSSAPI failure → its GSSAPI_* code (X'01' both). */
 export async function socks5Authenticate(socket: Socket, hop: UpstreamHop, signal: CancelSignal): Promise<void> {
   const label = hopLabel(hop);
   const creds = hop.username !== undefined && hop.password !== undefined ? { username: hop.username, password: hop.password } : undefined;
-  socket.write(encodeGreeting(creds ? [Method.NO_AUTH, Method.USERNAME_PASSWORD] : [Method.NO_AUTH]));
+  // With ?gssapi the hop must authenticate (and, by Kerberos mutual authentication, prove it is the proxy named): no X'00'.
+  if (hop.gssapi) requireGssApi(`upstream ${label}`);
+  const methods: number[] = hop.gssapi ? [Method.GSSAPI] : [Method.NO_AUTH];
+  if (creds) methods.push(Method.USERNAME_PASSWORD);
+  socket.write(encodeGreeting(methods));
   const method = await readMessage(socket, decodeMethodSelection, signal, 'SOCKS5 method selection');
-  if (method === Method.NO_AUTH) return;
+  if (method === Method.GSSAPI && hop.gssapi) {
+    await gssapiAuthenticate(socket, hop, hop.gssapi.service, signal);
+    return;
+  }
+  if (method === Method.NO_AUTH && !hop.gssapi) return;
   if (method === Method.USERNAME_PASSWORD && creds) {
     socket.write(encodeUserPass(creds));
     const ok = await readMessage(socket, decodeUserPassReply, signal, 'username/password status');
@@ -24,7 +33,8 @@ export async function socks5Authenticate(socket: Socket, hop: UpstreamHop, signa
     return;
   }
   if (method === Method.NO_ACCEPTABLE) {
-    const why = creds ? 'accepts neither no-authentication nor username/password' : 'requires authentication (add user:password to the URL)';
+    const offered = hop.gssapi ? (creds ? 'GSSAPI nor username/password' : 'GSSAPI') : creds ? 'no-authentication nor username/password' : undefined;
+    const why = offered === 'GSSAPI' ? 'does not accept GSSAPI' : offered ? `accepts neither ${offered}` : 'requires authentication (add user:password to the URL)';
     throw new ProxyError('UPSTREAM_AUTH_FAILED', `upstream ${label} ${why}`, Reply.GENERAL_FAILURE);
   }
   throw new ProxyError('UPSTREAM_FAILED', `upstream ${label} chose method 0x${method.toString(16).padStart(2, '0')}, which we did not offer`, Reply.GENERAL_FAILURE);

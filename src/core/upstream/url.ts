@@ -8,6 +8,8 @@
  *   socks4a://[userid@]host[:port]           SOCKS4a; names sent to the upstream
  *   http://[user:pass@]host[:port]           HTTP CONNECT (Basic Proxy-Authorization); names sent to the upstream
  *   https://[user:pass@]host[:port][?insecure=1|?ca=/path/ca.pem]   HTTP CONNECT over TLS
+ *   socks5h://host[:port]?gssapi[=service]   SOCKS5 with GSSAPI/Kerberos (RFC 1961) from the user's ticket
+ *                                            cache; service defaults to rcmd (rcmd@host), or name@host, or a principal
  *
  * Those are the built-in hop drivers (drivers.ts); each scheme's default port, DNS side, TLS and
  * credential rules come from its driver, so a registered driver's scheme parses the same way.
@@ -17,7 +19,7 @@
 import { isIP } from 'node:net';
 import { ProxyError } from '../errors';
 import { driverFor, upstreamSchemes } from './drivers';
-import { hopLabel, TlsSettings, UpstreamHop } from './hop';
+import { DEFAULT_GSSAPI_SERVICE, GssapiSettings, hopLabel, TlsSettings, UpstreamHop } from './hop';
 
 // Re-exported: callers parse and label hops from one module.
 export { hopLabel };
@@ -95,8 +97,14 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
   if (why !== undefined) throw bad(input, why);
   let tls: TlsSettings | undefined;
   if (info.tls === true) tls = { rejectUnauthorized: true };
+  let gssapi: GssapiSettings | undefined;
   for (const [key, value] of url.searchParams) {
-    if (!tls) throw bad(input, `unknown option "${key}" (options are for ${tlsSchemes().join(', ')} upstreams only)`);
+    if (key === 'gssapi' && info.gssapi === true) {
+      if (!/^[A-Za-z0-9._@/-]*$/.test(value) || value.startsWith('@') || value.startsWith('/')) throw bad(input, 'gssapi takes a service name such as rcmd, socks@proxy.example or rcmd/proxy.example@REALM');
+      gssapi = { service: value === '' || value === '1' || value === 'true' ? DEFAULT_GSSAPI_SERVICE : value };
+      continue;
+    }
+    if (!tls) throw bad(input, `unknown option "${key}" (${optionHelp(scheme, info.gssapi === true)})`);
     if (key === 'insecure') {
       if (!['', '1', 'true', '0', 'false'].includes(value)) throw bad(input, 'insecure must be 1/true or 0/false');
       tls.rejectUnauthorized = value === '0' || value === 'false';
@@ -119,7 +127,13 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
     ...(password !== undefined ? { password } : {}),
     remoteDns: info.remoteDns,
     ...(tls ? { tls } : {}),
+    ...(gssapi ? { gssapi } : {}),
   };
+}
+
+function optionHelp(scheme: string, gssapi: boolean): string {
+  const tls = `options such as ca and insecure are for ${tlsSchemes().join(', ')} upstreams only`;
+  return gssapi ? `${scheme}:// accepts gssapi[=service]; ${tls}` : tls;
 }
 
 export function specLabel(spec: UpstreamSpec): string {

@@ -12,7 +12,7 @@ declare module '../hop' {
 export const socks5Driver: HopDriver = {
   name: 'socks5',
   title: 'SOCKS5',
-  schemes: { socks5: { port: 1080, remoteDns: false }, socks5h: { port: 1080, remoteDns: true } },
+  schemes: { socks5: { port: 1080, remoteDns: false, gssapi: true }, socks5h: { port: 1080, remoteDns: true, gssapi: true } },
   takesPassword: true,
   checkCredentials(username, password) {
     if ((username === undefined) !== (password === undefined)) return 'SOCKS5 username/password authentication needs both a username and a password';

@@ -1,0 +1,101 @@
+/**
+ * RFC 1961 messages, pure encode/decode. After method X'01' both sides exchange
+ *
+ *   +------+------+------+.......................+
+ *   + ver  | mtyp | len  |       token           |
+ *   +------+------+------+.......................+
+ *   + 0x01 | 0x01 | 0x02 | up to 2^16 - 1 octets |
+ *
+ * with mtyp 1 for context establishment (section 3.3), 2 for the protection-level subnegotiation
+ * (section 4) and 3 for per-message encapsulation (section 5); a refusal is the two octets X'01' X'FF'
+ * with no length or token (section 3.4).
+ */
+import { ProxyError } from '../errors';
+import type { Decoded } from '../socks5/protocol';
+
+export const GSS_VERSION = 0x01;
+
+export const MessageType = {
+  AUTHENTICATION: 0x01,
+  PROTECTION: 0x02,
+  ENCAPSULATION: 0x03,
+  ABORT: 0xff,
+} as const;
+export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
+
+/**
+ * Protection levels (section 4). RFC 1961 names 1-3; 0, "no per-message protection", is what the NEC
+ * reference code, Dante and curl send when the context only authenticates, and what this product uses.
+ */
+export const Protection = {
+  NONE: 0x00,
+  INTEGRITY: 0x01,
+  CONFIDENTIALITY: 0x02,
+  SELECTIVE: 0x03,
+} as const;
+export type ProtectionLevel = (typeof Protection)[keyof typeof Protection];
+
+const protectionNames: Record<number, string> = {
+  0x00: 'no per-message protection',
+  0x01: 'per-message integrity',
+  0x02: 'per-message integrity and confidentiality',
+  0x03: 'selective per-message protection',
+};
+
+export function protectionName(level: number): string {
+  return protectionNames[level] ?? `unknown protection level 0x${level.toString(16).padStart(2, '0')}`;
+}
+
+export type GssMessage = { readonly type: 'abort' } | { readonly type: 'authentication' | 'protection' | 'encapsulation'; readonly token: Buffer };
+
+const typeNames = {
+  [MessageType.AUTHENTICATION]: 'authentication',
+  [MessageType.PROTECTION]: 'protection',
+  [MessageType.ENCAPSULATION]: 'encapsulation',
+} as const;
+
+export const MAX_TOKEN = 0xffff;
+
+/** One message; throws PROTOCOL_ERROR for a token over 65535 octets (the length field's limit). */
+export function encodeGssMessage(type: Exclude<MessageTypeCode, typeof MessageType.ABORT>, token: Buffer): Buffer {
+  if (token.length > MAX_TOKEN) throw new ProxyError('PROTOCOL_ERROR', `a GSS-API token of ${token.length} octets does not fit RFC 1961's 16-bit length`);
+  const out = Buffer.allocUnsafe(4 + token.length);
+  out[0] = GSS_VERSION;
+  out[1] = type;
+  out.writeUInt16BE(token.length, 2);
+  token.copy(out, 4);
+  return out;
+}
+
+/** The refusal (section 3.4): X'01' X'FF'. */
+export function encodeGssAbort(): Buffer {
+  return Buffer.from([GSS_VERSION, MessageType.ABORT]);
+}
+
+/**
+ * Decodes one message from the front of `buf`; undefined until it is complete. A wrong version or an
+ * unknown type throws PROTOCOL_ERROR (nothing valid can follow it).
+ */
+export function decodeGssMessage(buf: Buffer): Decoded<GssMessage> | undefined {
+  if (buf.length < 2) return undefined;
+  if (buf[0] !== GSS_VERSION) throw new ProxyError('PROTOCOL_ERROR', `GSS-API message version 0x${buf[0].toString(16).padStart(2, '0')} (expected 0x01)`);
+  const mtyp = buf[1];
+  if (mtyp === MessageType.ABORT) return { value: { type: 'abort' }, length: 2 };
+  const type = typeNames[mtyp as keyof typeof typeNames] as GssMessage['type'] | undefined;
+  if (type === undefined || type === 'abort') throw new ProxyError('PROTOCOL_ERROR', `unknown GSS-API message type 0x${mtyp.toString(16).padStart(2, '0')}`);
+  if (buf.length < 4) return undefined;
+  const len = buf.readUInt16BE(2);
+  if (buf.length < 4 + len) return undefined;
+  return { value: { type, token: Buffer.from(buf.subarray(4, 4 + len)) }, length: 4 + len };
+}
+
+/** A decoder that accepts only `expected` (or an abort), for readers that know which message comes next. */
+export function expectGssMessage(expected: GssMessage['type']): (buf: Buffer) => Decoded<GssMessage> | undefined {
+  return (buf) => {
+    const d = decodeGssMessage(buf);
+    if (d && d.value.type !== 'abort' && d.value.type !== expected) {
+      throw new ProxyError('PROTOCOL_ERROR', `expected a GSS-API ${expected} message, got ${d.value.type}`);
+    }
+    return d;
+  };
+}

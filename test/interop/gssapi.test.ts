@@ -1,0 +1,185 @@
+/**
+ * GSSAPI (RFC 1961) against a real MIT Kerberos KDC created for this file (test/helpers/kdc.ts): our
+ * listener with a keytab, our upstream client with the ticket kinit left in a private ccache, Dante's
+ * server (`socksmethod: gssapi`) and Dante's client (socksify), and curl.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildRouter } from '../../src/core/routing';
+import { setGssApiForTests } from '../../src/core/gssapi/library';
+import type { SessionInfo } from '../../src/core/registry';
+import type { ProxyServer } from '../../src/core/server';
+import { Daemon, have, isRoot, tempDir, waitForPort } from '../helpers/daemons';
+import { haveKdc, Kdc, REALM, startKdc, useKdc } from '../helpers/kdc';
+import { run } from '../helpers/run';
+import { deadPort, MemoryLogger, Running, startHttpServer, startProxy } from '../helpers/servers';
+import { rawConnect } from '../helpers/socks';
+import { spawn } from 'node:child_process';
+
+const missing = ['danted', 'socksify', 'curl'].filter((c) => !have(c));
+const skip = process.env.CI ? false : !isRoot ? 'needs root (danted)' : !haveKdc() ? 'needs krb5-kdc, krb5-admin-server, krb5-user' : missing.length > 0 ? `missing ${missing.join(', ')}` : false;
+
+const PRINCIPAL = `alice@${REALM}`;
+let kdc: Kdc;
+let keytab: string;
+let ticket: string;
+let restoreEnv: () => void = () => undefined;
+let web: Running & { requests: unknown[] };
+const toClose: { close(): Promise<void> }[] = [];
+
+before(async () => {
+  if (skip) return;
+  kdc = await startKdc({ clockskew: 1 });
+  keytab = kdc.addService('rcmd/localhost');
+  ticket = kdc.kinit();
+  restoreEnv = useKdc(kdc, ticket);
+  web = await startHttpServer();
+  toClose.push(web);
+});
+
+after(async () => {
+  await Promise.all(toClose.map((c) => c.close().catch(() => undefined)));
+  restoreEnv();
+  await kdc?.close();
+});
+
+/** Environment for a child process: this realm, `ccache` (or none), no proxy variables. */
+function childEnv(ccache: string | undefined, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...kdc.env, NO_PROXY: '', no_proxy: '', ALL_PROXY: '', all_proxy: '', http_proxy: '', HTTP_PROXY: '', ...extra };
+  env.KRB5CCNAME = ccache ?? `FILE:${path.join(kdc.dir, 'no-such-ccache')}`;
+  return env;
+}
+
+async function gssListener(): Promise<Running & { server: ProxyServer; logger: MemoryLogger }> {
+  const proxy = await startProxy({ gssapi: { keytab } });
+  toClose.push(proxy);
+  return proxy;
+}
+
+/** A relay whose default route is `url`. */
+async function relayVia(url: string): Promise<Running & { server: ProxyServer; logger: MemoryLogger }> {
+  const proxy = await startProxy({ connectTimeoutMs: 8_000 });
+  proxy.server.setRouter(buildRouter({ upstreams: [{ name: 'up', url }], default: 'up' }, { logger: proxy.logger, connectTimeoutMs: 8_000 }));
+  toClose.push(proxy);
+  return proxy;
+}
+
+function curlThrough(port: number, url: string, ccache?: string): ReturnType<typeof run> {
+  return run('curl', ['-sS', '--max-time', '15', '--socks5-hostname', `127.0.0.1:${port}`, url], { env: childEnv(ccache), timeoutMs: 20_000 });
+}
+
+async function closedSession(server: ProxyServer, match: (s: SessionInfo) => boolean = () => true): Promise<SessionInfo> {
+  for (let i = 0; i < 200; i++) {
+    const s = server.registry.recentlyClosed().filter(match).at(-1);
+    if (s) return s;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.fail(`no closed session; lines:\n${server.registry.recentlyClosed().map((s) => `${s.id} ${s.outcome}`).join('\n')}`);
+}
+
+test('our upstream client authenticates to our listener with the cached ticket; the session shows the principal', { skip }, async () => {
+  const listener = await gssListener();
+  assert.ok(listener.logger.has('GSSAPI offered to SOCKS5 clients'), listener.logger.lines.join('\n'));
+  const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi`);
+  const r = await curlThrough(relay.port, `http://127.0.0.1:${web.port}/kerberos`);
+  assert.equal(r.stdout, 'hello /kerberos', `${r.stderr}\n${listener.logger.lines.join('\n')}\n${relay.logger.lines.join('\n')}`);
+  const s = await closedSession(listener.server, (x) => x.destination !== undefined);
+  assert.equal(s.user, PRINCIPAL);
+  assert.ok(listener.logger.has(`GSSAPI authenticated ${PRINCIPAL} (no per-message protection)`), listener.logger.lines.join('\n'));
+});
+
+test('without a ticket our upstream client fails with GSSAPI_NO_CREDENTIALS (X\'01\'), and the listener logs the abort', { skip }, async () => {
+  const listener = await gssListener();
+  const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi`);
+  process.env.KRB5CCNAME = `FILE:${path.join(kdc.dir, 'no-such-ccache')}`;
+  try {
+    const r = await curlThrough(relay.port, `http://127.0.0.1:${web.port}/none`);
+    assert.equal(r.code, 97, r.stderr);
+    assert.match(r.stderr, /\(1\)|general SOCKS server failure|Can't complete SOCKS5 connection/i);
+  } finally {
+    process.env.KRB5CCNAME = ticket;
+  }
+  const s = await closedSession(relay.server);
+  assert.equal(s.outcomeCode, 'GSSAPI_NO_CREDENTIALS', s.outcome);
+  assert.equal(s.reply, 0x01);
+  assert.match(s.outcome ?? '', /run kinit/);
+  const l = await closedSession(listener.server);
+  assert.equal(l.outcomeCode, 'GSSAPI_REJECTED', l.outcome);
+  assert.ok(listener.logger.has('GSSAPI authentication failed [GSSAPI_REJECTED]'), listener.logger.lines.join('\n'));
+});
+
+test('an unknown service principal is GSSAPI_UNKNOWN_SERVICE, naming the service', { skip }, async () => {
+  const listener = await gssListener();
+  const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi=nosuchservice`);
+  const r = await curlThrough(relay.port, `http://127.0.0.1:${web.port}/x`);
+  assert.equal(r.code, 97, r.stderr);
+  const s = await closedSession(relay.server);
+  assert.equal(s.outcomeCode, 'GSSAPI_UNKNOWN_SERVICE', s.outcome);
+  assert.match(s.outcome ?? '', /nosuchservice@localhost/);
+});
+
+test('an expired ticket is GSSAPI_TICKET_EXPIRED', { skip }, async () => {
+  const short = kdc.kinit(undefined, undefined, '2s');
+  await new Promise((r) => setTimeout(r, 3_500));
+  const listener = await gssListener();
+  const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi`);
+  process.env.KRB5CCNAME = short;
+  try {
+    const r = await curlThrough(relay.port, `http://127.0.0.1:${web.port}/x`);
+    assert.equal(r.code, 97, r.stderr);
+  } finally {
+    process.env.KRB5CCNAME = ticket;
+  }
+  const s = await closedSession(relay.server);
+  assert.equal(s.outcomeCode, 'GSSAPI_TICKET_EXPIRED', s.outcome);
+  assert.match(s.outcome ?? '', /kinit again/);
+});
+
+test('a listener whose keytab has no key for the ticket refuses with the abort message and logs GSSAPI_BAD_KEYTAB', { skip }, async () => {
+  const otherKeytab = kdc.addService('rcmd/other.localhost');
+  const listener = await startProxy({ gssapi: { keytab: otherKeytab } });
+  toClose.push(listener);
+  const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi`);
+  const r = await curlThrough(relay.port, `http://127.0.0.1:${web.port}/x`);
+  assert.equal(r.code, 97, r.stderr);
+  const l = await closedSession(listener.server);
+  assert.equal(l.outcomeCode, 'GSSAPI_BAD_KEYTAB', l.outcome);
+  const s = await closedSession(relay.server);
+  assert.equal(s.outcomeCode, 'GSSAPI_REJECTED', s.outcome);
+});
+
+test('without a GSS-API library the method is not offered: one log line, X\'FF\' to a GSSAPI-only client, username/password unchanged', { skip }, async () => {
+  setGssApiForTests({ ok: false, reason: 'no GSS-API library found (test)' });
+  try {
+    const listener = await startProxy({ gssapi: { keytab }, users: [{ username: 'u', password: 'p' }] });
+    toClose.push(listener);
+    assert.ok(listener.logger.has('GSSAPI is not offered: no GSS-API library found (test)'), listener.logger.lines.join('\n'));
+    const c = await rawConnect(listener.port);
+    c.write([5, 1, 1]);
+    assert.deepEqual([...(await c.read(2))], [5, 0xff]);
+    c.socket.destroy();
+    const d = await rawConnect(listener.port);
+    d.write([5, 2, 1, 2]);
+    assert.deepEqual([...(await d.read(2))], [5, 2]);
+    d.socket.destroy();
+  } finally {
+    setGssApiForTests(undefined);
+  }
+});
+
+test('a GSSAPI listener does not let clients in without authentication', { skip }, async () => {
+  const listener = await gssListener();
+  const c = await rawConnect(listener.port);
+  c.write([5, 1, 0]);
+  assert.deepEqual([...(await c.read(2))], [5, 0xff]);
+  c.socket.destroy();
+});
+
+void fs;
+void tempDir;
+void waitForPort;
+void deadPort;
+void spawn;
+export type { Daemon };
