@@ -14,7 +14,8 @@ import type { ProxyServer } from '../../src/core/server';
 import { Daemon, have, isRoot, tempDir, waitForPort } from '../helpers/daemons';
 import { haveKdc, Kdc, REALM, startKdc, useKdc } from '../helpers/kdc';
 import { run } from '../helpers/run';
-import { deadPort, MemoryLogger, Running, startHttpServer, startProxy } from '../helpers/servers';
+import { deadPort, MemoryLogger, Running, startEchoServer, startHttpServer, startProxy } from '../helpers/servers';
+import { sha256 } from '../helpers/http-tools';
 import { rawConnect } from '../helpers/socks';
 import { spawn } from 'node:child_process';
 
@@ -87,8 +88,40 @@ test('our upstream client authenticates to our listener with the cached ticket; 
   assert.equal(r.stdout, 'hello /kerberos', `${r.stderr}\n${listener.logger.lines.join('\n')}\n${relay.logger.lines.join('\n')}`);
   const s = await closedSession(listener.server, (x) => x.destination !== undefined);
   assert.equal(s.user, PRINCIPAL);
-  assert.ok(listener.logger.has(`GSSAPI authenticated ${PRINCIPAL} (no per-message protection)`), listener.logger.lines.join('\n'));
+  assert.ok(listener.logger.has(`GSSAPI authenticated ${PRINCIPAL} (per-message integrity and confidentiality)`), listener.logger.lines.join('\n'));
 });
+
+for (const [word, name] of [
+  ['none', 'no per-message protection'],
+  ['integrity', 'per-message integrity'],
+  ['confidentiality', 'per-message integrity and confidentiality'],
+] as const) {
+  test(`gssapi-protection=${word}: 4 MB each way arrive intact through our client and our listener`, { skip }, async () => {
+    const listener = await gssListener();
+    const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi&gssapi-protection=${word}`);
+    const echo = await startEchoServer();
+    toClose.push(echo);
+    const payload = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32BE((i * 2654435761) >>> 0, i);
+    const c = await rawConnect(relay.port);
+    c.write([5, 1, 0]);
+    assert.deepEqual([...(await c.read(2))], [5, 0]);
+    c.write([5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff]);
+    const reply = await c.read(10, 10_000);
+    assert.equal(reply[1], 0, `reply ${reply[1]}: ${relay.logger.lines.join('\n')}`);
+    const back = new Promise<Buffer>((resolve, reject) => {
+      const parts: Buffer[] = [];
+      c.socket.on('data', (d: Buffer) => parts.push(d));
+      c.socket.once('end', () => resolve(Buffer.concat(parts)));
+      c.socket.once('error', reject);
+    });
+    c.socket.end(payload);
+    const echoed = await back;
+    assert.equal(sha256(echoed), sha256(payload));
+    assert.ok(listener.logger.has(`GSSAPI authenticated ${PRINCIPAL} (${name})`), listener.logger.lines.join('\n'));
+    c.socket.destroy();
+  });
+}
 
 test('without a ticket our upstream client fails with GSSAPI_NO_CREDENTIALS (X\'01\'), and the listener logs the abort', { skip }, async () => {
   const listener = await gssListener();

@@ -59,6 +59,7 @@ interface Calls {
   display_status(minor: Out<number>, status: number, type: number, mech: null, ctx: Out<number>, out: BufferDesc): number;
   wrap(minor: Out<number>, ctx: Handle, conf: number, qop: number, input: BufferDesc, confState: Out<number>, out: BufferDesc): number;
   unwrap(minor: Out<number>, ctx: Handle, input: BufferDesc, out: BufferDesc, confState: Out<number>, qop: Out<number>): number;
+  wrap_size_limit(minor: Out<number>, ctx: Handle, conf: number, qop: number, outputSize: number, maxInput: Out<number>): number;
   delete_sec_context(minor: Out<number>, ctx: Out<Handle>, out: null): number;
   release_buffer(minor: Out<number>, buf: BufferDesc): number;
 }
@@ -79,11 +80,13 @@ export interface GssStep {
   readonly complete: boolean;
 }
 
-interface Protector {
+export interface Protector {
   /** gss_wrap: `confidential` asks for encryption as well as integrity. */
   wrap(data: Buffer, confidential: boolean): Buffer;
   /** gss_unwrap: the message and whether it was encrypted. */
   unwrap(token: Buffer): { data: Buffer; confidential: boolean };
+  /** gss_wrap_size_limit: the largest message whose wrapped token fits `tokenLimit` octets. */
+  maxInput(confidential: boolean, tokenLimit: number): number;
   /** Frees the context (gss_delete_sec_context); safe to call twice. */
   dispose(): void;
 }
@@ -209,6 +212,13 @@ class KoffiGss implements GssApi {
     return { data: this.take(out), confidential: conf[0] !== 0 };
   }
 
+  maxInput(ctx: Handle, confidential: boolean, tokenLimit: number): number {
+    const minor: Out<number> = [0];
+    const max: Out<number> = [0];
+    this.check('gss_wrap_size_limit', this.f.wrap_size_limit(minor, ctx, confidential ? 1 : 0, 0, tokenLimit, max), minor[0]);
+    return max[0];
+  }
+
   deleteContext(ctx: Out<Handle>): void {
     if (ctx[0]) this.f.delete_sec_context([0], ctx, null);
     ctx[0] = null;
@@ -291,6 +301,10 @@ class KoffiInitiator implements GssInitiator {
     return this.gss.unwrap(this.ctx[0], token);
   }
 
+  maxInput(confidential: boolean, tokenLimit: number): number {
+    return this.gss.maxInput(this.ctx[0], confidential, tokenLimit);
+  }
+
   dispose(): void {
     this.gss.deleteContext(this.ctx);
     this.gss.releaseName(this.name);
@@ -331,6 +345,10 @@ class KoffiAcceptor implements GssAcceptor {
 
   unwrap(token: Buffer): { data: Buffer; confidential: boolean } {
     return this.gss.unwrap(this.ctx[0], token);
+  }
+
+  maxInput(confidential: boolean, tokenLimit: number): number {
+    return this.gss.maxInput(this.ctx[0], confidential, tokenLimit);
   }
 
   dispose(): void {
@@ -380,6 +398,7 @@ function bind(koffi: typeof Koffi, path: string): KoffiGss {
     display_status: fn('uint32 gss_display_status(_Out_ uint32 *minor, uint32 status, int type, void *mech, _Inout_ uint32 *ctx, _Out_ gss_buffer_desc *out)') as unknown as Calls['display_status'],
     wrap: fn('uint32 gss_wrap(_Out_ uint32 *minor, gss_ctx_id_t ctx, int conf, uint32 qop, gss_buffer_desc *input, _Out_ int *confState, _Out_ gss_buffer_desc *out)') as unknown as Calls['wrap'],
     unwrap: fn('uint32 gss_unwrap(_Out_ uint32 *minor, gss_ctx_id_t ctx, gss_buffer_desc *input, _Out_ gss_buffer_desc *out, _Out_ int *confState, _Out_ uint32 *qop)') as unknown as Calls['unwrap'],
+    wrap_size_limit: fn('uint32 gss_wrap_size_limit(_Out_ uint32 *minor, gss_ctx_id_t ctx, int conf, uint32 qop, uint32 outputSize, _Out_ uint32 *maxInput)') as unknown as Calls['wrap_size_limit'],
     delete_sec_context: fn('uint32 gss_delete_sec_context(_Out_ uint32 *minor, _Inout_ gss_ctx_id_t *ctx, void *out)') as unknown as Calls['delete_sec_context'],
     release_buffer: fn('uint32 gss_release_buffer(_Out_ uint32 *minor, gss_buffer_desc *buf)') as unknown as Calls['release_buffer'],
   };

@@ -42,6 +42,17 @@ const protectionNames: Record<number, string> = {
   0x03: 'selective per-message protection',
 };
 
+/** The words for levels 0-2 in settings and URLs (Dante's gssapi.enctype uses the same, "clear" for none). */
+export const PROTECTION_WORDS = ['none', 'integrity', 'confidentiality'] as const;
+
+/** A level from its word ("clear" as Dante spells none); undefined for anything else. */
+export function protectionFromWord(word: string): ProtectionLevel | undefined {
+  const w = word.toLowerCase();
+  if (w === 'clear') return Protection.NONE;
+  const i = (PROTECTION_WORDS as readonly string[]).indexOf(w);
+  return i < 0 ? undefined : (i as ProtectionLevel);
+}
+
 export function protectionName(level: number): string {
   return protectionNames[level] ?? `unknown protection level 0x${level.toString(16).padStart(2, '0')}`;
 }

@@ -10,8 +10,11 @@ import { closeWith } from '../socket-util';
 import { failureOf } from '../outcome';
 import { UdpAssociation } from './udp-association';
 import { gssapi } from '../gssapi/library';
-import { decodeGssMessage, encodeGssAbort, GssMessage, MAX_TOKEN } from '../gssapi/messages';
-import { describeRequestedLevel, GssServerHandshake } from '../gssapi/server';
+import { decodeGssMessage, encodeGssAbort, GssMessage, MAX_TOKEN, Protection } from '../gssapi/messages';
+import { describeLevels, GssServerHandshake } from '../gssapi/server';
+import { GssEncapsulatedStream } from '../gssapi/encapsulated-stream';
+import type { Protector } from '../gssapi/library';
+import { asClientStream } from '../transport';
 import {
   decodeGreeting,
   decodeRequest,
@@ -48,8 +51,10 @@ export class Socks5Connection implements Replier {
   private gss: GssServerHandshake | undefined;
   /** A GSS-API call is running: bytes wait in `buf` until it is done. */
   private waiting = false;
+  /** The socket is wrapped in RFC 1961 section 5 encapsulation. */
+  private encapsulated = false;
   constructor(
-    private readonly socket: ClientStream,
+    private socket: ClientStream,
     private readonly ctx: ConnectionContext,
     private readonly session: Session,
   ) {
@@ -181,6 +186,28 @@ export class Socks5Connection implements Replier {
     }
   }
 
+  /**
+   * From here everything (the request, the reply, the relayed data) goes through an encapsulating
+   * stream (RFC 1961 section 5): this handler and then the relay read and write plaintext from it.
+   */
+  private encapsulate(protector: Protector, confidential: boolean): void {
+    const raw = this.socket;
+    raw.off('data', this.onData);
+    raw.off('end', this.onEnd);
+    raw.off('close', this.onClose);
+    // Bytes that came right behind the subnegotiation are already encapsulated: the stream decodes them.
+    if (this.buf.length > 0) raw.unshift(this.buf);
+    this.buf = EMPTY;
+    const stream = asClientStream(new GssEncapsulatedStream(raw, protector, confidential, `client ${this.tag}`), raw);
+    // The raw socket keeps the server's listeners (error, close, the handshake deadline); the stream's errors end the session.
+    stream.on('error', (err: Error) => this.ctx.logger.debug(`${this.tag}: GSSAPI-protected stream: ${describeError(err)}`));
+    stream.on('data', this.onData);
+    stream.once('end', this.onEnd);
+    stream.once('close', this.onClose);
+    this.socket = stream;
+    this.encapsulated = true;
+  }
+
   /** One RFC 1961 message through the acceptor (on a worker thread); the next bytes wait until it answers. */
   private runGss(msg: GssMessage): void {
     const gss = this.gss;
@@ -191,9 +218,10 @@ export class Socks5Connection implements Replier {
         this.waiting = false;
         if (this.stage === 'done' || this.socket.destroyed) return;
         if (r.reply.length > 0) this.socket.write(r.reply);
-        if (r.requested !== undefined) {
+        if (r.requested !== undefined && r.agreed !== undefined) {
           this.session.update({ user: r.principal });
-          this.ctx.logger.info(`${this.tag}: GSSAPI authenticated ${r.principal ?? 'unknown principal'} (${describeRequestedLevel(r.requested)})`);
+          this.ctx.logger.info(`${this.tag}: GSSAPI authenticated ${r.principal ?? 'unknown principal'} (${describeLevels(r.requested, r.agreed)})`);
+          if (r.agreed !== Protection.NONE) this.encapsulate(gss.takeProtector(), r.agreed === Protection.CONFIDENTIALITY);
           this.disposeGss();
           this.stage = 'request';
         }
@@ -244,6 +272,11 @@ export class Socks5Connection implements Replier {
   }
 
   private handleRequest(req: Request): void {
+    if (req.command === 'udp-associate' && this.encapsulated) {
+      this.session.update({ command: 'udp-associate' });
+      this.refuse(Reply.COMMAND_NOT_SUPPORTED, 'UDP ASSOCIATE with GSSAPI per-message protection would need encapsulated datagrams, which are not supported', 'warn');
+      return;
+    }
     if (req.command === 'udp-associate') {
       this.associate(req.destination);
       return;

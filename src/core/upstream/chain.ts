@@ -123,7 +123,14 @@ export class ChainDialer implements Dialer {
         const asked = last ? command : 'connect';
         if (!driverSupports(driver, asked)) throw new ProxyError('BAD_COMMAND', `${driver.title} upstream ${hopLabel(hop)} cannot do ${commandText[asked]}`, Reply.COMMAND_NOT_SUPPORTED);
         asking = true;
-        bound = await driver.handshake(socket, hop, asked, next, dl.signal);
+        const done = await driver.handshake(socket, hop, asked, next, dl.signal);
+        if ('socket' in done) {
+          socket = done.socket;
+          guarded.push(socket.on('error', guard));
+          bound = done.bound;
+        } else {
+          bound = done;
+        }
       }
       return { socket, bound };
     } catch (caught) {

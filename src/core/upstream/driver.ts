@@ -11,6 +11,15 @@ import type { Logger } from '../log';
 import type { CommandName } from '../socks5/protocol';
 import type { HopKind, UpstreamHop } from './hop';
 
+/**
+ * A handshake that changed the stream: after GSSAPI with per-message protection (RFC 1961 section 5)
+ * the rest of the chain and the relayed data go through `socket`, which encapsulates the original.
+ */
+export interface HandshakeResult {
+  readonly bound: Endpoint;
+  readonly socket: Socket;
+}
+
 /** The bound address of a reply that carries none (HTTP CONNECT). */
 export const NO_ADDRESS: Endpoint = { type: 'ipv4', host: '0.0.0.0', port: 0 };
 
@@ -39,9 +48,10 @@ export interface HopDriver {
   /**
    * Asks the upstream to run `command` for `destination` and resolves with the bound address of its
    * (first) reply; 0.0.0.0:0 when the protocol has none. Only called with commands `supports` allows;
-   * on success the socket is left paused with any bytes after the reply unshifted.
+   * on success the socket is left paused with any bytes after the reply unshifted. A driver that must
+   * carry what follows in its own framing resolves with the stream to use instead.
    */
-  handshake(socket: Socket, hop: UpstreamHop, command: CommandName, destination: Endpoint, signal: CancelSignal): Promise<Endpoint>;
+  handshake(socket: Socket, hop: UpstreamHop, command: CommandName, destination: Endpoint, signal: CancelSignal): Promise<Endpoint | HandshakeResult>;
   /** BIND: the second reply, naming the peer that connected. Present iff the driver can BIND. */
   readSecondReply?(socket: Socket, hop: UpstreamHop, signal: CancelSignal): Promise<Endpoint>;
   /** UDP ASSOCIATE granted on `control` with relay address `bound`. Present iff the driver relays UDP. */

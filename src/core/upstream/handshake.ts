@@ -1,5 +1,5 @@
 import * as dns from 'node:dns/promises';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Endpoint, endpoint } from '../address';
 import { ProxyError, Reply } from '../errors';
 import type { Decoded } from '../socks5/protocol';
@@ -10,7 +10,7 @@ import type { CancelSignal } from '../cancel';
  * data listener, and any bytes after the message are unshifted back so the next reader (or the relay)
  * gets them. Rejects when the peer closes, errors or the signal aborts (with the signal's reason).
  */
-export function readMessage<T>(socket: Socket, decode: (buf: Buffer) => Decoded<T> | undefined, signal: CancelSignal, what: string): Promise<T> {
+export function readMessage<T>(socket: Duplex, decode: (buf: Buffer) => Decoded<T> | undefined, signal: CancelSignal, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
     const cleanup = (): void => {

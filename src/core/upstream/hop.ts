@@ -14,10 +14,14 @@ export interface TlsSettings {
 export interface GssapiSettings {
   /** "rcmd" (becomes rcmd@host), "name@host", or a Kerberos principal "name/host[@REALM]". */
   service: string;
+  /** The RFC 1961 level asked for: 0 none, 1 integrity, 2 confidentiality (the default, what Dante's client asks). */
+  protection: 0 | 1 | 2;
 }
 
 /** RFC 1961 and Dante's default service name. */
 export const DEFAULT_GSSAPI_SERVICE = 'rcmd';
+/** Confidentiality: a Dante server grants what is asked and by default refuses no protection at all. */
+export const DEFAULT_GSSAPI_PROTECTION = 2;
 
 /**
  * The hop drivers' names, one key per driver. Each driver module adds its own key

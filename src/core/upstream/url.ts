@@ -8,8 +8,10 @@
  *   socks4a://[userid@]host[:port]           SOCKS4a; names sent to the upstream
  *   http://[user:pass@]host[:port]           HTTP CONNECT (Basic Proxy-Authorization); names sent to the upstream
  *   https://[user:pass@]host[:port][?insecure=1|?ca=/path/ca.pem]   HTTP CONNECT over TLS
- *   socks5h://host[:port]?gssapi[=service]   SOCKS5 with GSSAPI/Kerberos (RFC 1961) from the user's ticket
- *                                            cache; service defaults to rcmd (rcmd@host), or name@host, or a principal
+ *   socks5h://host[:port]?gssapi[=service][&gssapi-protection=none|integrity|confidentiality]
+ *                                            SOCKS5 with GSSAPI/Kerberos (RFC 1961) from the user's ticket cache;
+ *                                            service rcmd (rcmd@host) by default, or name@host, or a principal;
+ *                                            protection confidentiality by default
  *
  * Those are the built-in hop drivers (drivers.ts); each scheme's default port, DNS side, TLS and
  * credential rules come from its driver, so a registered driver's scheme parses the same way.
@@ -19,7 +21,8 @@
 import { isIP } from 'node:net';
 import { ProxyError } from '../errors';
 import { driverFor, upstreamSchemes } from './drivers';
-import { DEFAULT_GSSAPI_SERVICE, GssapiSettings, hopLabel, TlsSettings, UpstreamHop } from './hop';
+import { protectionFromWord } from '../gssapi/messages';
+import { DEFAULT_GSSAPI_PROTECTION, DEFAULT_GSSAPI_SERVICE, GssapiSettings, hopLabel, TlsSettings, UpstreamHop } from './hop';
 
 // Re-exported: callers parse and label hops from one module.
 export { hopLabel };
@@ -101,7 +104,13 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
   for (const [key, value] of url.searchParams) {
     if (key === 'gssapi' && info.gssapi === true) {
       if (!/^[A-Za-z0-9._@/-]*$/.test(value) || value.startsWith('@') || value.startsWith('/')) throw bad(input, 'gssapi takes a service name such as rcmd, socks@proxy.example or rcmd/proxy.example@REALM');
-      gssapi = { service: value === '' || value === '1' || value === 'true' ? DEFAULT_GSSAPI_SERVICE : value };
+      gssapi = { protection: DEFAULT_GSSAPI_PROTECTION, ...gssapi, service: value === '' || value === '1' || value === 'true' ? DEFAULT_GSSAPI_SERVICE : value };
+      continue;
+    }
+    if (key === 'gssapi-protection' && info.gssapi === true) {
+      const level = protectionFromWord(value);
+      if (level === undefined || level > 2) throw bad(input, 'gssapi-protection is none, integrity or confidentiality');
+      gssapi = { service: DEFAULT_GSSAPI_SERVICE, ...gssapi, protection: level as 0 | 1 | 2 };
       continue;
     }
     if (!tls) throw bad(input, `unknown option "${key}" (${optionHelp(scheme, info.gssapi === true)})`);
@@ -133,7 +142,7 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
 
 function optionHelp(scheme: string, gssapi: boolean): string {
   const tls = `options such as ca and insecure are for ${tlsSchemes().join(', ')} upstreams only`;
-  return gssapi ? `${scheme}:// accepts gssapi[=service]; ${tls}` : tls;
+  return gssapi ? `${scheme}:// accepts gssapi[=service] and gssapi-protection; ${tls}` : tls;
 }
 
 export function specLabel(spec: UpstreamSpec): string {
