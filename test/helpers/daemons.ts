@@ -41,8 +41,8 @@ export async function waitForPort(port: number, timeoutMs = 5_000, child?: Child
   }
 }
 
-async function spawnDaemon(command: string, args: string[], port: number, cwd: string): Promise<Daemon> {
-  const child = spawn(command, args, { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnDaemon(command: string, args: string[], port: number, cwd: string, env?: NodeJS.ProcessEnv): Promise<Daemon> {
+  const child = spawn(command, args, { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));

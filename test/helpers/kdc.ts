@@ -10,7 +10,7 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tempDir, waitForPort } from './daemons';
+import { Daemon, spawnDaemon, tempDir, waitForPort } from './daemons';
 import { deadPort } from './servers';
 
 export const REALM = 'SOCKS-RELAY.TEST';
@@ -50,6 +50,8 @@ export function haveKdc(): boolean {
  */
 export async function startKdc(options: { clockskew?: number } = {}): Promise<Kdc> {
   const dir = tempDir('kdc');
+  // Dante's server switches to its unprivileged user around some Kerberos calls: the keytabs (0600) must be reachable.
+  fs.chmodSync(dir, 0o755);
   const port = await deadPort();
   const krb5conf = path.join(dir, 'krb5.conf');
   const kdcconf = path.join(dir, 'kdc.conf');
@@ -181,5 +183,83 @@ export function useKdc(kdc: Kdc, ccache?: string): () => void {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     });
+  };
+}
+
+/** Dante built with GSS-API (scripts/build-dante-gssapi.sh, cached after the first build): its install prefix. */
+export function danteGssapiPrefix(): string {
+  const script = path.join(__dirname, '..', '..', '..', 'scripts', 'build-dante-gssapi.sh');
+  return execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 }).trim().split('\n').at(-1) ?? '';
+}
+
+export type DanteEnctype = 'clear' | 'integrity' | 'confidentiality' | 'any';
+
+/** Dante's sockd on 127.0.0.1 requiring GSSAPI with `keytab` (service rcmd/localhost); enctype as Dante's default when undefined. */
+export async function startDanteGssapi(prefix: string, kdc: Kdc, keytab: string, enctype?: DanteEnctype, service = 'rcmd/localhost'): Promise<Daemon> {
+  const dir = tempDir('sockd-gssapi');
+  const port = await deadPort();
+  const rule = [`  gssapi.keytab: FILE:${keytab}`, `  gssapi.servicename: ${service}`, ...(enctype ? [`  gssapi.enctype: ${enctype}`] : []), '  log: connect disconnect error'];
+  const conf = [
+    'logoutput: stderr',
+    `internal: 127.0.0.1 port = ${port}`,
+    'external: 127.0.0.1',
+    'clientmethod: none',
+    'socksmethod: gssapi',
+    'user.privileged: root',
+    'user.unprivileged: nobody',
+    'timeout.negotiate: 10',
+    // The negotiation uses the client rule's keytab and service name.
+    'client pass {',
+    '  from: 0/0 to: 0/0',
+    ...rule,
+    '}',
+    'socks pass {',
+    '  from: 0/0 to: 0/0',
+    '  command: connect bind',
+    '  socksmethod: gssapi',
+    ...rule,
+    '}',
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(dir, 'sockd.conf'), conf);
+  const daemon = await spawnDaemon(path.join(prefix, 'sbin', 'sockd'), ['-f', path.join(dir, 'sockd.conf'), '-p', path.join(dir, 'sockd.pid'), '-N', '1'], port, dir, { ...process.env, ...kdc.env });
+  return daemon;
+}
+
+/**
+ * Environment that makes `socksify <command>` (Dante's client library, preloaded) send the command's TCP
+ * connections through the SOCKS5 server on `port` with GSSAPI, service rcmd (rcmd@localhost for 127.0.0.1).
+ */
+export function socksifyEnv(prefix: string, kdc: Kdc, port: number, ccache: string | undefined, enctype?: Exclude<DanteEnctype, 'any'>): NodeJS.ProcessEnv {
+  const dir = tempDir('socksify');
+  const conf = path.join(dir, 'socks.conf');
+  fs.writeFileSync(
+    conf,
+    [
+      'logoutput: stderr',
+      'route {',
+      `  from: 0.0.0.0/0 to: 0.0.0.0/0 via: 127.0.0.1 port = ${port}`,
+      '  proxyprotocol: socks_v5',
+      '  method: gssapi',
+      '  gssapi.servicename: rcmd',
+      ...(enctype ? [`  gssapi.enctype: ${enctype}`] : []),
+      '}',
+      '',
+    ].join('\n'),
+  );
+  return {
+    ...process.env,
+    ...kdc.env,
+    KRB5CCNAME: ccache ?? `FILE:${path.join(dir, 'no-such-ccache')}`,
+    SOCKS_CONF: conf,
+    SOCKS_LIBRARY: path.join(prefix, 'lib', 'libdsocks.so'),
+    // Otherwise the library adds a direct route for the loopback network and nothing goes through the proxy.
+    SOCKS_AUTOADD_LANROUTES: 'no',
+    ALL_PROXY: '',
+    all_proxy: '',
+    http_proxy: '',
+    HTTP_PROXY: '',
+    NO_PROXY: '',
+    no_proxy: '',
   };
 }

@@ -50,7 +50,17 @@ export async function gssapiAuthenticate(socket: Socket, hop: UpstreamHop, setti
       if (signal.aborted) throw signal.reason;
       if (step.token.length > 0) socket.write(encodeGssMessage(MessageType.AUTHENTICATION, step.token));
       if (step.complete) break;
-      const reply = await readMessage(socket, expectGssMessage('authentication'), signal, 'GSS-API token');
+      let reply;
+      try {
+        reply = await readMessage(socket, expectGssMessage('authentication'), signal, 'GSS-API token');
+      } catch (err) {
+        // Dante closes without the abort message when it cannot accept the ticket.
+        if (err instanceof ProxyError && err.code === 'UPSTREAM_FAILED' && !signal.aborted) {
+          peerAborted = true;
+          throw new ProxyError('GSSAPI_REJECTED', `${label} closed the connection instead of accepting our Kerberos ticket for ${target} (a service name or key the server does not have?)`, Reply.GENERAL_FAILURE, { cause: err });
+        }
+        throw err;
+      }
       peerAborted = reply.type === 'abort';
       if (reply.type === 'abort') throw new ProxyError('GSSAPI_REJECTED', `${label} refused the Kerberos authentication for service ${target} (RFC 1961 abort)`);
       input = reply.token;

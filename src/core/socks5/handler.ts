@@ -53,6 +53,7 @@ export class Socks5Connection implements Replier {
   private waiting = false;
   /** The socket is wrapped in RFC 1961 section 5 encapsulation. */
   private encapsulated = false;
+  private gssGaveUpLogged = false;
   constructor(
     private socket: ClientStream,
     private readonly ctx: ConnectionContext,
@@ -66,15 +67,24 @@ export class Socks5Connection implements Replier {
   /** A FIN before the request is complete: no request can follow, so close now rather than at the handshake deadline. */
   private readonly onEnd = (): void => {
     if (this.stage === 'done') return;
-    if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: client half-closed during the ${this.stage}; closing`);
+    if (this.stage === 'gssapi') this.logGssGaveUp();
+    else if (this.ctx.logger.debugEnabled !== false) this.ctx.logger.debug(`${this.tag}: client half-closed during the ${this.stage}; closing`);
     this.ctx.handshakeDone();
     this.finish('client closed during handshake');
   };
 
   private readonly onClose = (): void => {
+    if (this.stage === 'gssapi') this.logGssGaveUp();
     this.disposeGss();
-    if (this.stage !== 'done') this.session.close('client closed during handshake');
+    if (this.stage !== 'done') this.session.close(this.stage === 'gssapi' ? 'client closed during GSSAPI authentication' : 'client closed during handshake');
   };
+
+  /** A GSSAPI client that closes instead of sending a token usually has no ticket (Dante's client does that). */
+  private logGssGaveUp(): void {
+    if (this.gssGaveUpLogged) return;
+    this.gssGaveUpLogged = true;
+    this.ctx.logger.warn(`${this.tag}: client closed during GSSAPI authentication (${this.gss?.principal === undefined ? 'before completing the Kerberos context: no ticket, or it refused ours' : 'during the protection-level subnegotiation'})`);
+  }
 
   private disposeGss(): void {
     this.gss?.dispose();
