@@ -26,6 +26,8 @@ Options:
   --port N               port to listen on (default ${DEFAULTS.port}; 0 picks a free one)
   --user NAME            require username/password authentication with this user
   --pass SECRET          the password (or set SOCKS_RELAY_PASS so it stays out of the process list)
+  --gssapi-keytab FILE   also accept SOCKS5 GSSAPI (Kerberos, RFC 1961) clients, with the service key in this
+                         keytab; the principal becomes the session's user. Upstreams take ?gssapi (see README)
   --max-sessions N       concurrent session limit (default ${DEFAULTS.maxSessions})
   --idle-timeout SEC     close sessions idle this long (default ${DEFAULT_IDLE_TIMEOUT_SECONDS})
   --log-level LEVEL      debug | info | warn | error (default ${DEFAULT_LOG_LEVEL})
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
         port: { type: 'string' },
         user: { type: 'string' },
         pass: { type: 'string' },
+        'gssapi-keytab': { type: 'string' },
         'max-sessions': { type: 'string' },
         'idle-timeout': { type: 'string' },
         'log-level': { type: 'string' },
@@ -149,6 +152,7 @@ async function main(): Promise<void> {
       host: values.host ?? DEFAULTS.host,
       port: intOption(values.port, 'port', DEFAULTS.port, 0, 65535),
       users: user !== undefined && password !== undefined ? [{ username: user, password }] : [],
+      ...(values['gssapi-keytab'] !== undefined ? { gssapi: { keytab: values['gssapi-keytab'] } } : {}),
       maxSessions: intOption(values['max-sessions'], 'max-sessions', DEFAULTS.maxSessions, 1),
       idleTimeoutMs: intOption(values['idle-timeout'], 'idle-timeout', DEFAULT_IDLE_TIMEOUT_SECONDS, 0) * 1000,
       socks4: !values['no-socks4'],

@@ -15,6 +15,8 @@ export interface SessionInfo {
   command: SessionCommand | undefined;
   client: string;
   user: string | undefined;
+  /** How `user` was authenticated: a SOCKS5/HTTP password, or a Kerberos ticket (then `user` is the principal). */
+  authMethod: 'password' | 'gssapi' | undefined;
   destination: string | undefined;
   /** The rendered route (routeInfo.text when the router gave one). */
   route: string | undefined;
@@ -82,6 +84,7 @@ export class Session implements RouteListener {
   readonly startedAt = Date.now();
   command: SessionCommand | undefined;
   user: string | undefined;
+  authMethod: 'password' | 'gssapi' | undefined;
   destination: string | undefined;
   route: string | undefined;
   routeInfo: RouteInfo | undefined;
@@ -164,7 +167,7 @@ export class Session implements RouteListener {
   }
 
   /** `routeInfo`, when given, also sets `route` to its text. */
-  update(fields: Partial<Pick<Session, 'command' | 'user' | 'destination' | 'route' | 'routeInfo' | 'state'>>): void {
+  update(fields: Partial<Pick<Session, 'command' | 'user' | 'authMethod' | 'destination' | 'route' | 'routeInfo' | 'state'>>): void {
     if (this.state === 'closed') return;
     Object.assign(this, fields);
     if (fields.routeInfo) this.route = fields.routeInfo.text;
@@ -218,6 +221,7 @@ export class Session implements RouteListener {
       command: this.command,
       client: this.client,
       user: this.user,
+      authMethod: this.authMethod,
       destination: this.destination,
       route: this.route,
       routeInfo: this.routeInfo,

@@ -176,17 +176,24 @@ export class ProxyServer extends EventEmitter<ProxyServerEvents> {
     this.emit('close');
   }
 
+  /** Whether SOCKS5 clients can use GSSAPI as of the last listen(), and why not; undefined when it is not configured. */
+  gssapiStatus: { readonly offered: boolean; readonly detail: string } | undefined;
+
   /** One line saying whether SOCKS5 clients can use GSSAPI, and why not (the keytab is tried once here). */
   private logGssapi(keytab: string | undefined): void {
     const load = gssapi();
     if (!load.ok) {
+      this.gssapiStatus = { offered: false, detail: load.reason };
       this.logger.warn(`GSSAPI is not offered: ${load.reason}`);
       return;
     }
     try {
       new GssServerHandshake(load.api, keytab, 'the listener').dispose();
-      this.logger.info(`GSSAPI offered to SOCKS5 clients (${load.api.source}, keytab ${keytab ?? 'from KRB5_KTNAME or the system default'})`);
+      const detail = `keytab ${keytab ?? 'from KRB5_KTNAME or the system default'} · ${load.api.source}`;
+      this.gssapiStatus = { offered: true, detail };
+      this.logger.info(`GSSAPI offered to SOCKS5 clients (${detail})`);
     } catch (err) {
+      this.gssapiStatus = { offered: false, detail: describeError(err) };
       this.logger.warn(`GSSAPI is not offered: ${describeError(err)}`);
     }
   }

@@ -22,6 +22,8 @@ export interface ConfigModelInput {
   credentialsForced?: boolean;
   /** This window's part in the user's shared relay. */
   sharing?: SharingInfo;
+  /** The engine's word on GSSAPI while this window runs the listener (else the row shows the setting). */
+  gssapi?: { readonly offered: boolean; readonly detail: string };
   /** The Editor traffic row (editor-proxy.ts editorProxyText). */
   editorTraffic?: { readonly description: string; readonly tooltip: string; readonly routed: boolean };
 }
@@ -34,6 +36,20 @@ function sharingText(v: SharingInfo): { description: string; tooltip: string } {
   return {
     description: v.others === 0 ? 'this window (no other window attached)' : `this window · ${v.others} other window${v.others === 1 ? '' : 's'} attached`,
     tooltip: 'Every window of yours shares one relay; this window runs it. If it closes, another window carries it on, on the same port, with the same credentials.',
+  };
+}
+
+/** The Kerberos row: the keytab in use, or why GSSAPI is not offered (library or keytab missing). */
+function gssapiRow(keytab: string, status: ConfigModelInput['gssapi']): InfoNode {
+  const base = { kind: 'info' as const, id: 'listener.gssapi', label: 'Kerberos (GSSAPI)', contextValue: 'listener.field' };
+  if (status && !status.offered) {
+    return { ...base, description: `not offered: ${status.detail}`, tooltip: `SOCKS5 clients cannot use GSSAPI: ${status.detail}. Username/password and the other settings work as before.`, icon: 'warning', iconColor: 'problemsWarningIcon.foreground' };
+  }
+  return {
+    ...base,
+    description: status ? status.detail : `keytab ${keytab}`,
+    tooltip: `SOCKS5 clients may authenticate with a Kerberos ticket (RFC 1961); the principal becomes the session's user. Keytab: ${keytab} (setting ${SECTION}.auth.gssapiKeytab).`,
+    icon: 'key',
   };
 }
 
@@ -119,6 +135,7 @@ export function configTree(input: ConfigModelInput): ViewNode[] {
         icon: s.auth === 'none' && !input.credentialsForced ? 'unlock' : 'lock',
         contextValue: 'listener.field',
       },
+      ...(s.gssapiKeytab !== '' ? [gssapiRow(s.gssapiKeytab, input.gssapi)] : []),
       { kind: 'info', id: 'listener.protocols', label: 'Protocols', description: protocols, icon: 'symbol-interface', contextValue: 'listener.field' },
       { kind: 'info', id: 'listener.state', label: 'State', description: stateText, icon: running ? 'pass' : state === 'error' ? 'error' : 'debug-pause', contextValue: 'listener.field' },
       ...(input.sharing ? [{ kind: 'info' as const, id: 'listener.shared', label: 'Shared', ...sharingText(input.sharing), icon: 'multiple-windows', contextValue: 'listener.field' }] : []),

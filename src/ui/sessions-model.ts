@@ -41,12 +41,14 @@ export function sessionNode(s: SessionInfo, now: number, terminals: TerminalName
   const age = formatDuration((live ? now : (s.closedAt ?? now)) - s.startedAt);
   const failed = !live && s.outcomeKind !== 'ok';
   // Counters and age first: they change while you watch, and stay visible in a narrow sidebar.
-  const description = [traffic(s), live ? age : failed ? outcomeText(s) : `closed after ${age}`, proto, terminal !== undefined ? `⌨ ${terminal}` : undefined, s.route]
+  // A Kerberos principal is who the client is (it proved it with a ticket): shown on the row, unlike per-run passwords.
+  const who = terminal !== undefined ? `⌨ ${terminal}` : s.authMethod === 'gssapi' && s.user !== undefined ? `🔑 ${s.user}` : undefined;
+  const description = [traffic(s), live ? age : failed ? outcomeText(s) : `closed after ${age}`, proto, who, s.route]
     .filter(Boolean)
     .join(' · ');
   const tooltip = [
     `${s.destination ?? '(no request yet)'}`,
-    `Client: ${s.client}${terminal !== undefined ? ` (terminal "${terminal}")` : s.user ? ` (user ${s.user})` : ''}`,
+    `Client: ${s.client}${terminal !== undefined ? ` (terminal "${terminal}")` : s.user ? ` (${s.authMethod === 'gssapi' ? 'Kerberos principal' : 'user'} ${s.user})` : ''}`,
     `Protocol: ${proto}`,
     `Route: ${s.route ?? '-'}`,
     `State: ${s.state}${live ? '' : ` — ${outcomeText(s)}`}`,

@@ -32,6 +32,7 @@ export const SETTINGS = {
   'listen.port': { type: 'integer', default: DEFAULTS.port, minimum: 0, maximum: 65535, restricted: true, engine: { option: 'port' } },
   'auth.mode': { type: 'string', default: 'none', enum: AUTH_MODES, restricted: true },
   'auth.username': { type: 'string', default: 'relay', restricted: true },
+  'auth.gssapiKeytab': { type: 'string', default: '', restricted: true },
   upstreams: { type: 'array', default: [], restricted: true },
   activeUpstream: { type: 'string', default: '', restricted: true },
   rules: { type: 'array', default: [], restricted: true },

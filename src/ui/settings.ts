@@ -30,6 +30,8 @@ export interface ExtensionSettings {
   /** Name of the upstream used when no rule matches; '' means direct. */
   activeUpstream: string;
   rules: RuleSetting[];
+  /** Keytab for SOCKS5 GSSAPI (Kerberos) clients; '' when GSSAPI is not offered. */
+  gssapiKeytab: string;
   terminalEnabled: boolean;
   /** Route VS Code's own HTTP traffic (http.proxy) through the relay while it runs. */
   editorTraffic: boolean;
@@ -51,6 +53,7 @@ export const defaultSettings: ExtensionSettings = {
   port: SETTINGS['listen.port'].default,
   auth: SETTINGS['auth.mode'].default,
   username: SETTINGS['auth.username'].default,
+  gssapiKeytab: SETTINGS['auth.gssapiKeytab'].default,
   autoStart: SETTINGS.autoStart.default,
   upstreams: [],
   activeUpstream: SETTINGS.activeUpstream.default,
@@ -113,6 +116,7 @@ export function readSettings(get: RawGetter): ExtensionSettings {
     port: int(get('listen.port'), d.port, SETTINGS['listen.port'].minimum, SETTINGS['listen.port'].maximum),
     auth: oneOf(get('auth.mode'), AUTH_MODES, d.auth),
     username: str(get('auth.username'), d.username).trim() || d.username,
+    gssapiKeytab: str(get('auth.gssapiKeytab'), d.gssapiKeytab).trim(),
     autoStart: bool(get('autoStart'), d.autoStart),
     upstreams: upstreams(get('upstreams')),
     activeUpstream: str(get('activeUpstream'), d.activeUpstream),
@@ -133,5 +137,5 @@ export function readSettings(get: RawGetter): ExtensionSettings {
 
 /** True when a change between two settings values needs the listener restarted (address, auth, protocols, limits). */
 export function listenerChanged(a: ExtensionSettings, b: ExtensionSettings): boolean {
-  return a.host !== b.host || a.port !== b.port || a.auth !== b.auth || a.username !== b.username || a.socks4 !== b.socks4 || a.http !== b.http;
+  return a.host !== b.host || a.port !== b.port || a.auth !== b.auth || a.username !== b.username || a.gssapiKeytab !== b.gssapiKeytab || a.socks4 !== b.socks4 || a.http !== b.http;
 }

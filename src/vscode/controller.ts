@@ -169,6 +169,11 @@ export class ProxyController extends Disposables implements SharedRelayHost {
   }
 
   /** Running with per-run credentials although auth is "none": a route goes through this computer. */
+  /** The engine's word on GSSAPI (offered, or why not) while this window runs the listener. */
+  get gssapiStatus(): { readonly offered: boolean; readonly detail: string } | undefined {
+    return this.running ? this.server?.gssapiStatus : undefined;
+  }
+
   get credentialsForced(): boolean {
     return this.running && this.settings.auth === 'none' && this.runCredentials !== undefined;
   }
@@ -330,6 +335,7 @@ export class ProxyController extends Disposables implements SharedRelayHost {
           users: [...users, ...this.terminalUsers()],
           // Routed terminals authenticate (that is how the relay knows them); everyone else as the settings say.
           allowNoAuth: this.anonymousAllowed,
+          ...(s.gssapiKeytab !== '' ? { gssapi: { keytab: s.gssapiKeytab } } : {}),
           socks4: s.socks4,
           http: s.http,
           maxSessions: s.maxSessions,

@@ -25,6 +25,7 @@ export class ConfigView extends Disposables {
           ignored: controller.source.ignored,
           ...(controller.egress.available ? { egress: controller.egress.view } : {}),
           credentialsForced: controller.credentialsForced,
+          ...(controller.gssapiStatus ? { gssapi: controller.gssapiStatus } : {}),
           ...(controller.sharing ? { sharing: controller.sharing } : {}),
           editorTraffic: { ...editorProxyText(controller.editorProxy.plan, controller.settings.editorTraffic), routed: controller.editorProxy.plan.apply },
         }),

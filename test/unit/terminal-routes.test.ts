@@ -48,7 +48,7 @@ test('terminal credentials are fresh each time; names stay unique; the choices l
 });
 
 const session = (id: number, user: string | undefined, route: string): SessionInfo => ({
-  id, protocol: 'socks5', command: 'connect', client: '127.0.0.1:5000', user, destination: `host${id}:80`, route, routeInfo: undefined, state: 'open',
+  id, protocol: 'socks5', command: 'connect', client: '127.0.0.1:5000', user, authMethod: undefined, destination: `host${id}:80`, route, routeInfo: undefined, state: 'open',
   startedAt: 1000 + id, closedAt: undefined, bytesUp: 1, bytesDown: 2, datagramsUp: 0, datagramsDown: 0, droppedDatagrams: 0,
   outcome: undefined, reply: undefined, outcomeKind: undefined, outcomeCode: undefined, failedHop: undefined, failedMember: undefined,
 });

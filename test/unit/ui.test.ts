@@ -66,6 +66,7 @@ function info(over: Partial<SessionInfo>): SessionInfo {
     command: 'connect',
     client: '127.0.0.1:5000',
     user: undefined,
+    authMethod: undefined,
     destination: 'example.com:443',
     route: 'direct',
     state: 'open',

@@ -71,7 +71,7 @@ const advice: Record<GssErrorCode, string> = {
   GSSAPI_UNKNOWN_SERVICE: 'the KDC does not know the service principal: check the service name',
   GSSAPI_CLOCK_SKEW: "this computer's clock differs too much from the KDC's or the server's",
   GSSAPI_KDC_UNREACHABLE: 'no Kerberos KDC could be reached',
-  GSSAPI_BAD_KEYTAB: 'the keytab has no matching key for the service',
+  GSSAPI_BAD_KEYTAB: 'the keytab is missing or unreadable, or has no key for the service the ticket is for',
   GSSAPI_FAILED: 'GSS-API failed',
 };
 

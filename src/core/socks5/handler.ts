@@ -149,7 +149,7 @@ export class Socks5Connection implements Replier {
           this.finish('authentication failed', encodeUserPassReply(false));
           return;
         }
-        this.session.update({ user: a.value.username });
+        this.session.update({ user: a.value.username, authMethod: 'password' });
         this.socket.write(encodeUserPassReply(true));
         this.stage = 'request';
       } else {
@@ -229,7 +229,7 @@ export class Socks5Connection implements Replier {
         if (this.stage === 'done' || this.socket.destroyed) return;
         if (r.reply.length > 0) this.socket.write(r.reply);
         if (r.requested !== undefined && r.agreed !== undefined) {
-          this.session.update({ user: r.principal });
+          this.session.update({ user: r.principal, authMethod: 'gssapi' });
           this.ctx.logger.info(`${this.tag}: GSSAPI authenticated ${r.principal ?? 'unknown principal'} (${describeLevels(r.requested, r.agreed)})`);
           if (r.agreed !== Protection.NONE) this.encapsulate(gss.takeProtector(), r.agreed === Protection.CONFIDENTIALITY);
           this.disposeGss();

@@ -141,8 +141,8 @@ export function parseUpstreamUrl(input: string): UpstreamSpec {
 }
 
 function optionHelp(scheme: string, gssapi: boolean): string {
-  const tls = `options such as ca and insecure are for ${tlsSchemes().join(', ')} upstreams only`;
-  return gssapi ? `${scheme}:// accepts gssapi[=service] and gssapi-protection; ${tls}` : tls;
+  const tls = `options are for ${tlsSchemes().join(', ')} upstreams only`;
+  return gssapi ? `${scheme}:// accepts gssapi[=service] and gssapi-protection; other ${tls}` : tls;
 }
 
 export function specLabel(spec: UpstreamSpec): string {
