@@ -45,10 +45,11 @@ function gssapiRow(keytab: string, status: ConfigModelInput['gssapi']): InfoNode
   if (status && !status.offered) {
     return { ...base, description: `not offered: ${status.detail}`, tooltip: `SOCKS5 clients cannot use GSSAPI: ${status.detail}. Username/password and the other settings work as before.`, icon: 'warning', iconColor: 'problemsWarningIcon.foreground' };
   }
+  const file = keytab.split(/[\\/]/).pop() || keytab;
   return {
     ...base,
-    description: status ? status.detail : `keytab ${keytab}`,
-    tooltip: `SOCKS5 clients may authenticate with a Kerberos ticket (RFC 1961); the principal becomes the session's user. Keytab: ${keytab} (setting ${SECTION}.auth.gssapiKeytab).`,
+    description: status ? `offered · keytab ${file}` : `keytab ${file}`,
+    tooltip: `SOCKS5 clients may authenticate with a Kerberos ticket (RFC 1961); the principal becomes the session's user.\n${status ? status.detail : `keytab ${keytab}`} (setting ${SECTION}.auth.gssapiKeytab)`,
     icon: 'key',
   };
 }

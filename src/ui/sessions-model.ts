@@ -42,7 +42,7 @@ export function sessionNode(s: SessionInfo, now: number, terminals: TerminalName
   const failed = !live && s.outcomeKind !== 'ok';
   // Counters and age first: they change while you watch, and stay visible in a narrow sidebar.
   // A Kerberos principal is who the client is (it proved it with a ticket): shown on the row, unlike per-run passwords.
-  const who = terminal !== undefined ? `⌨ ${terminal}` : s.authMethod === 'gssapi' && s.user !== undefined ? `🔑 ${s.user}` : undefined;
+  const who = terminal !== undefined ? `⌨ ${terminal}` : s.authMethod === 'gssapi' && s.user !== undefined ? `Kerberos ${s.user}` : undefined;
   const description = [traffic(s), live ? age : failed ? outcomeText(s) : `closed after ${age}`, proto, who, s.route]
     .filter(Boolean)
     .join(' · ');

@@ -343,7 +343,7 @@ test('encapsulated stream: a slow reader pauses the socket (bounded buffering), 
 test('UI: a Kerberos principal shows on its session row; the Listener has a Kerberos row with the keytab, or why GSSAPI is not offered', () => {
   const base = { id: 7, protocol: 'socks5' as const, command: 'connect' as const, client: '127.0.0.1:5000', destination: 'intranet:443', route: 'corp', routeInfo: undefined, state: 'open' as const, startedAt: 0, closedAt: undefined, bytesUp: 1, bytesDown: 2, datagramsUp: 0, datagramsDown: 0, droppedDatagrams: 0, outcome: undefined, reply: undefined, outcomeKind: undefined, outcomeCode: undefined, failedHop: undefined, failedMember: undefined };
   const kerberos = sessionNode({ ...base, user: 'alice@CORP.EXAMPLE', authMethod: 'gssapi' }, 1_000);
-  assert.match(kerberos.description ?? '', /🔑 alice@CORP\.EXAMPLE · corp$/);
+  assert.match(kerberos.description ?? '', /SOCKS5 CONNECT · Kerberos alice@CORP\.EXAMPLE · corp$/);
   assert.match(kerberos.tooltip ?? '', /Client: 127\.0\.0\.1:5000 \(Kerberos principal alice@CORP\.EXAMPLE\)/);
   const password = sessionNode({ ...base, user: 'relay', authMethod: 'password' }, 1_000);
   assert.ok(!(password.description ?? '').includes('relay ·'), 'per-run and password users stay in the tooltip');
@@ -354,11 +354,12 @@ test('UI: a Kerberos principal shows on its session row; the Listener has a Kerb
   };
   const offered = rows({ gssapi: { offered: true, detail: 'keytab /etc/relay.keytab · libgssapi_krb5.so.2' } }).find((n) => n.id === 'listener.gssapi');
   assert.equal(offered?.label, 'Kerberos (GSSAPI)');
-  assert.equal(offered?.description, 'keytab /etc/relay.keytab · libgssapi_krb5.so.2');
+  assert.equal(offered?.description, 'offered · keytab relay.keytab');
+  assert.match(offered?.tooltip ?? '', /keytab \/etc\/relay\.keytab · libgssapi_krb5\.so\.2/);
   const missing = rows({ gssapi: { offered: false, detail: 'no GSS-API library found' } }).find((n) => n.id === 'listener.gssapi');
   assert.equal(missing?.description, 'not offered: no GSS-API library found');
   assert.equal(missing?.icon, 'warning');
-  assert.equal(rows({}).find((n) => n.id === 'listener.gssapi')?.description, 'keytab /etc/relay.keytab', 'stopped or attached: the setting');
+  assert.equal(rows({}).find((n) => n.id === 'listener.gssapi')?.description, 'keytab relay.keytab', 'stopped or attached: the setting');
   const none = configTree({ settings: defaultSettings, state: 'running' });
   assert.equal(((none.find((n) => n.id === 'listener') as InfoNode).children ?? []).some((n) => n.id === 'listener.gssapi'), false, 'no keytab: no row');
 });

@@ -169,14 +169,16 @@ export class Socks5Connection implements Replier {
   }
 
   /**
-   * Username/password first (a client offers it only when it has a password to send), then GSSAPI (a
-   * client may offer it without a ticket, as curl does), then no authentication when allowed.
+   * Username/password first (a client offers it only when it has a password to send); then no
+   * authentication where allowed, before GSSAPI: curl and others offer GSSAPI whenever they are built
+   * with it, ticket or not, so adding a keytab must not turn a client that worked into one that fails.
+   * GSSAPI is chosen when it is the way in: the client offers nothing else that is accepted.
    */
   private chooseMethod(offered: number[]): number {
     const { options } = this.ctx;
     if (credentialsChecked(options) && offered.includes(Method.USERNAME_PASSWORD)) return Method.USERNAME_PASSWORD;
-    if (options.gssapi && offered.includes(Method.GSSAPI) && this.prepareGss(options.gssapi.keytab)) return Method.GSSAPI;
     if (anonymousAllowed(options) && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
+    if (options.gssapi && offered.includes(Method.GSSAPI) && this.prepareGss(options.gssapi.keytab)) return Method.GSSAPI;
     return Method.NO_ACCEPTABLE;
   }
 
