@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import * as path from 'node:path';
 import { buildRouter } from '../../src/core/routing';
 import { setGssApiForTests } from '../../src/core/gssapi/library';
@@ -237,22 +238,28 @@ test('Dante\'s client without a ticket gets nowhere: our listener logs the GSSAP
   assert.ok(listener.logger.has('closed during GSSAPI authentication'), listener.logger.lines.join('\n'));
 });
 
-test('curl --socks5-gssapi: our listener chooses X\'01\'; Debian\'s curl 7.88.1 then stops on its own bug (or, once fixed, authenticates)', { skip }, async () => {
+test('curl --socks5-gssapi completes the Kerberos context with our listener (Debian\'s curl 7.88.1 then stops on its own bug)', { skip }, async () => {
   const listener = await gssListener();
-  const r = await run('curl', ['-sS', '-v', '--max-time', '15', '--socks5-gssapi', '--socks5-hostname', `localhost:${listener.port}`, `http://127.0.0.1:${web.port}/curl`], { env: childEnv(ticket), timeoutMs: 20_000 });
-  if (r.code === 0) {
-    // A curl without the bug: the whole exchange works.
-    assert.equal(r.stdout, 'hello /curl');
-    assert.equal((await closedSession(listener.server, (x) => x.destination !== undefined)).user, PRINCIPAL);
-    return;
+  // curl 7.88.1 has two bugs on this path (lib/socks.c): it forgets that it offered GSSAPI when the method
+  // reply arrives in a later call of its state machine ("SOCKS5 GSSAPI per-message authentication is not
+  // supported"), and after a successful GSSAPI exchange it falls through to "Undocumented SOCKS5 mode".
+  // The first depends on timing, so some attempts get through to the exchange; one is enough.
+  const outcomes = new Map<string, number>();
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const r = await run('curl', ['-sS', '--max-time', '10', '--socks5-gssapi', '--socks5-hostname', `localhost:${listener.port}`, `http://127.0.0.1:${web.port}/curl`], { env: childEnv(ticket), timeoutMs: 15_000 });
+    const last = r.code === 0 ? r.stdout : (r.stderr.trim().split('\n').pop() ?? '');
+    outcomes.set(`${r.code} ${last}`, (outcomes.get(`${r.code} ${last}`) ?? 0) + 1);
+    if (r.code === 0) {
+      // A curl without the bugs: the whole request goes through.
+      assert.equal(r.stdout, 'hello /curl');
+      break;
+    }
+    assert.equal(r.code, 97, r.stderr);
+    if (/Undocumented SOCKS5 mode/.test(r.stderr)) break;
+    assert.match(r.stderr, /SOCKS5 GSSAPI per-message authentication is not supported/);
   }
-  // curl 7.88.1 forgets that it offered GSSAPI when the method reply arrives in a later call of its state
-  // machine (lib/socks.c: allow_gssapi is set only in CONNECT_SOCKS_INIT) and gives up with this message.
-  assert.equal(r.code, 97, r.stderr);
-  assert.match(r.stderr, /SOCKS5 GSSAPI per-message authentication is not supported/);
-  const s = await closedSession(listener.server);
-  assert.equal(s.destination, undefined);
-  assert.ok(listener.logger.has('closed during GSSAPI authentication'), listener.logger.lines.join('\n'));
+  // Our side: curl's own Kerberos client proved alice to the listener, and curl's wrapped level octet (none) was read.
+  assert.ok(listener.logger.has(`GSSAPI authenticated ${PRINCIPAL} (no per-message protection)`), `${JSON.stringify([...outcomes])}\n${listener.logger.lines.slice(-6).join('\n')}`);
 });
 
 // ---- our relay through Dante's server (socksmethod: gssapi) ----
@@ -348,4 +355,34 @@ test('a keytab on a listener that allows unauthenticated clients does not break 
   assert.equal(r.stdout, 'hello /opportunistic', r.stderr);
   const s = await closedSession(listener.server, (x) => x.destination !== undefined);
   assert.equal(s.authMethod, undefined);
+});
+
+test('fuzz (fixed seed): random RFC 1961 messages and bytes after X\'01\' never throw out of the engine; each connection is closed and a real client still gets in', { skip }, async () => {
+  const listener = await gssListener();
+  const message = fc.oneof(
+    fc.uint8Array({ minLength: 0, maxLength: 64 }).map((b) => Buffer.from(b)),
+    fc.record({ mtyp: fc.constantFrom(1, 2, 3, 0xff, 0, 7), token: fc.uint8Array({ minLength: 0, maxLength: 3000 }) }).map(({ mtyp, token }) => {
+      const head = Buffer.from([1, mtyp, token.length >> 8, token.length & 0xff]);
+      return Buffer.concat([head, Buffer.from(token)]);
+    }),
+    // A length that promises more than is sent: the handshake deadline or the client's close ends it.
+    fc.integer({ min: 1, max: 0xffff }).map((len) => Buffer.from([1, 1, len >> 8, len & 0xff, 0x60, 0x82])),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 4 }), async (messages) => {
+      const c = await rawConnect(listener.port);
+      c.write([5, 1, 1]);
+      assert.deepEqual([...(await c.read(2))], [5, 1]);
+      for (const m of messages) c.write(m);
+      c.socket.end();
+      // The server answers with at most a token or the abort, then closes; never relays anything.
+      await c.closed(5_000);
+      c.socket.destroy();
+    }),
+    { seed: 1961, numRuns: 120 },
+  );
+  const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi`);
+  const r = await curlThrough(relay.port, `http://127.0.0.1:${web.port}/after-fuzz`);
+  assert.equal(r.stdout, 'hello /after-fuzz', r.stderr);
+  assert.equal(listener.server.registry.recentlyClosed().filter((s) => s.destination !== undefined && s.user !== PRINCIPAL).length, 0, 'nothing relayed for a fuzzed client');
 });
