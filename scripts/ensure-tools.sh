@@ -9,7 +9,7 @@ declare -A TOOLS=(
   [danted]=dante-server [microsocks]=microsocks [tinyproxy]=tinyproxy [proxychains4]=proxychains4
   [iperf3]=iperf3 [rg]=ripgrep [chromium]=chromium [openssl]=openssl [ip]=iproute2 [ps]=procps
   [make]=build-essential [useradd]=passwd [socat]=socat [squid]=squid [ab]=apache2-utils
-  [krb5kdc]=krb5-kdc [kadmin.local]=krb5-admin-server [kinit]=krb5-user [patch]=patch
+  [krb5kdc]=krb5-kdc [kadmin.local]=krb5-admin-server [kinit]=krb5-user [patch]=patch [strace]=strace
 )
 missing=()
 for cmd in "${!TOOLS[@]}"; do

@@ -6,6 +6,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import * as net from 'node:net';
+import { gssapiAuthenticate } from '../../src/core/gssapi/client';
+import { parseUpstreamUrl } from '../../src/core/upstream/url';
+import type { UpstreamHop } from '../../src/core/upstream/hop';
 import * as path from 'node:path';
 import { buildRouter } from '../../src/core/routing';
 import { setGssApiForTests } from '../../src/core/gssapi/library';
@@ -14,11 +18,12 @@ import type { ProxyServer } from '../../src/core/server';
 import { have, isRoot } from '../helpers/daemons';
 import { danteGssapiPrefix, haveKdc, Kdc, REALM, socksifyEnv, startDanteGssapi, useKdc, startKdc } from '../helpers/kdc';
 import { run } from '../helpers/run';
-import { MemoryLogger, Running, startEchoServer, startHttpServer, startProxy } from '../helpers/servers';
+import { MemoryLogger, Running, startEchoServer, startHttpServer, startProxy, startUdpEcho } from '../helpers/servers';
+import { associate, rawDatagram } from '../helpers/udp';
 import { sha256 } from '../helpers/http-tools';
 import { rawConnect } from '../helpers/socks';
 
-const missing = ['curl', 'make', 'patch'].filter((c) => !have(c));
+const missing = ['curl', 'make', 'patch', 'strace'].filter((c) => !have(c));
 const skip = process.env.CI ? false : !isRoot ? 'needs root (danted)' : !haveKdc() ? 'needs krb5-kdc, krb5-admin-server, krb5-user' : missing.length > 0 ? `missing ${missing.join(', ')}` : false;
 
 const PRINCIPAL = `alice@${REALM}`;
@@ -243,10 +248,11 @@ test('curl --socks5-gssapi completes the Kerberos context with our listener (Deb
   // curl 7.88.1 has two bugs on this path (lib/socks.c): it forgets that it offered GSSAPI when the method
   // reply arrives in a later call of its state machine ("SOCKS5 GSSAPI per-message authentication is not
   // supported"), and after a successful GSSAPI exchange it falls through to "Undocumented SOCKS5 mode".
-  // The first depends on timing, so some attempts get through to the exchange; one is enough.
+  // The first is a race curl loses when our reply comes after its first read; run under strace, curl's
+  // syscalls slow down enough that most attempts get through to the exchange (one is enough).
   const outcomes = new Map<string, number>();
   for (let attempt = 0; attempt < 60; attempt++) {
-    const r = await run('curl', ['-sS', '--max-time', '10', '--socks5-gssapi', '--socks5-hostname', `localhost:${listener.port}`, `http://127.0.0.1:${web.port}/curl`], { env: childEnv(ticket), timeoutMs: 15_000 });
+    const r = await run('strace', ['-f', '-o', '/dev/null', 'curl', '-sS', '--max-time', '10', '--socks5-gssapi', '--socks5-hostname', `localhost:${listener.port}`, `http://127.0.0.1:${web.port}/curl`], { env: childEnv(ticket), timeoutMs: 15_000 });
     const last = r.code === 0 ? r.stdout : (r.stderr.trim().split('\n').pop() ?? '');
     outcomes.set(`${r.code} ${last}`, (outcomes.get(`${r.code} ${last}`) ?? 0) + 1);
     if (r.code === 0) {
@@ -385,4 +391,51 @@ test('fuzz (fixed seed): random RFC 1961 messages and bytes after X\'01\' never 
   const r = await curlThrough(relay.port, `http://127.0.0.1:${web.port}/after-fuzz`);
   assert.equal(r.stdout, 'hello /after-fuzz', r.stderr);
   assert.equal(listener.server.registry.recentlyClosed().filter((s) => s.destination !== undefined && s.user !== PRINCIPAL).length, 0, 'nothing relayed for a fuzzed client');
+});
+
+test('a GSSAPI-only listener refuses HTTP proxy clients with 403 (no HTTP credentials can succeed) and SOCKS4 clients', { skip }, async () => {
+  const listener = await gssListener();
+  const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '-x', `http://127.0.0.1:${listener.port}`, `http://127.0.0.1:${web.port}/http`], { env: childEnv(ticket), timeoutMs: 15_000 });
+  assert.equal(r.stdout, '403', r.stderr);
+  assert.ok(listener.logger.has('refused with 403 Forbidden: this listener authenticates SOCKS5 clients with Kerberos (GSSAPI) only'), listener.logger.lines.join('\n'));
+  const s4 = await rawConnect(listener.port);
+  s4.write([4, 1, web.port >> 8, web.port & 0xff, 127, 0, 0, 1, 0]);
+  const reply = await s4.read(8);
+  assert.equal(reply[1], 91, 'SOCKS4 request rejected');
+  s4.socket.destroy();
+});
+
+test('UDP through a GSSAPI-protected upstream is not relayed: the datagram is dropped and the log says why', { skip }, async () => {
+  const listener = await gssListener();
+  const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi&gssapi-protection=integrity`);
+  const echo = await startUdpEcho();
+  toClose.push(echo);
+  const a = await associate(relay.port);
+  try {
+    a.send(rawDatagram([1, 127, 0, 0, 1], echo.port, 'over kerberos?'));
+    assert.equal(await a.next(1_500), undefined, 'nothing comes back');
+  } finally {
+    a.close();
+  }
+  assert.ok(relay.logger.has('would need GSSAPI-protected datagrams, which are not supported (use gssapi-protection=none)'), relay.logger.lines.join('\n'));
+});
+
+test('our listener refuses UDP ASSOCIATE on an integrity-protected connection with X\'07\', inside the encapsulation', { skip }, async () => {
+  const listener = await gssListener();
+  const socket = net.connect(listener.port, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  socket.write(Buffer.from([5, 1, 1]));
+  const selected = await new Promise<Buffer>((r) => socket.once('data', r));
+  assert.deepEqual([...selected], [5, 1]);
+  socket.pause();
+  const hop = parseUpstreamUrl(`socks5h://localhost:${listener.port}?gssapi&gssapi-protection=integrity`) as UpstreamHop;
+  const stream = await gssapiAuthenticate(socket, hop, hop.gssapi!, new AbortController().signal);
+  assert.notEqual(stream, socket, 'encapsulated');
+  stream.write(Buffer.from([5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
+  const reply = await new Promise<Buffer>((r) => stream.once('data', r));
+  assert.deepEqual([...reply.subarray(0, 2)], [5, 0x07]);
+  stream.destroy();
+  const l = await closedSession(listener.server, (x) => x.command === 'udp-associate');
+  assert.equal(l.reply, 0x07);
+  assert.equal(l.user, PRINCIPAL);
 });

@@ -148,8 +148,8 @@ class KoffiGss implements GssApi {
   /** Copies a buffer the library allocated and releases it. */
   take(desc: BufferDesc): Buffer {
     const length = Number(desc.length);
-    if (!desc.value || length === 0) return Buffer.alloc(0);
-    const copy = Buffer.from(new Uint8Array(this.koffi.view(desc.value, length)));
+    if (!desc.value) return Buffer.alloc(0);
+    const copy = length === 0 ? Buffer.alloc(0) : Buffer.from(new Uint8Array(this.koffi.view(desc.value, length)));
     this.f.release_buffer([0], desc);
     return copy;
   }
@@ -266,6 +266,9 @@ class KoffiInitiator implements GssInitiator {
   private readonly ctx: Out<Handle> = [null];
   private granted = 0;
   private done = false;
+  /** A call runs on a worker thread with our handles: freeing them then would be a use-after-free. */
+  private inFlight = false;
+  private disposed = false;
 
   constructor(
     private readonly gss: KoffiGss,
@@ -281,12 +284,23 @@ class KoffiInitiator implements GssInitiator {
 
   async step(input?: Buffer): Promise<GssStep> {
     if (this.done) throw new Error('the context is already established');
+    if (this.disposed) throw new Error('the context was disposed');
     const minor: Out<number> = [0];
     const out = {} as BufferDesc;
     const ret: Out<number> = [0];
     const token = input ? { length: input.length, value: input } : { length: 0, value: null };
-    const major = await this.gss.callAsync(this.gss.f.init_sec_context, [minor, null, this.ctx, this.name, this.gss.krb5Mech, this.requested, 0, null, token, null, out, ret, [0]]);
+    this.inFlight = true;
+    let major: number;
+    try {
+      major = await this.gss.callAsync(this.gss.f.init_sec_context, [minor, null, this.ctx, this.name, this.gss.krb5Mech, this.requested, 0, null, token, null, out, ret, [0]]);
+    } finally {
+      this.inFlight = false;
+    }
     const sent = this.gss.take(out);
+    if (this.disposed) {
+      this.release();
+      throw new Error('the context was disposed');
+    }
     this.gss.check(`gss_init_sec_context(${this.target})`, major, minor[0]);
     this.granted = ret[0];
     this.done = major === GSS_S_COMPLETE;
@@ -306,6 +320,12 @@ class KoffiInitiator implements GssInitiator {
   }
 
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (!this.inFlight) this.release();
+  }
+
+  private release(): void {
     this.gss.deleteContext(this.ctx);
     this.gss.releaseName(this.name);
   }
@@ -314,6 +334,9 @@ class KoffiInitiator implements GssInitiator {
 class KoffiAcceptor implements GssAcceptor {
   private readonly ctx: Out<Handle> = [null];
   private who: string | undefined;
+  /** As for the initiator: handles are freed only once no call on a worker thread uses them. */
+  private inFlight = false;
+  private disposed = false;
 
   constructor(
     private readonly gss: KoffiGss,
@@ -325,11 +348,23 @@ class KoffiAcceptor implements GssAcceptor {
   }
 
   async step(input: Buffer): Promise<GssStep> {
+    if (this.disposed) throw new Error('the context was disposed');
     const minor: Out<number> = [0];
     const out = {} as BufferDesc;
     const source: Out<Handle> = [null];
-    const major = await this.gss.callAsync(this.gss.f.accept_sec_context, [minor, this.ctx, this.cred, { length: input.length, value: input }, null, source, null, out, [0], [0], null]);
+    this.inFlight = true;
+    let major: number;
+    try {
+      major = await this.gss.callAsync(this.gss.f.accept_sec_context, [minor, this.ctx, this.cred, { length: input.length, value: input }, null, source, null, out, [0], [0], null]);
+    } finally {
+      this.inFlight = false;
+    }
     const sent = this.gss.take(out);
+    if (this.disposed) {
+      this.gss.releaseName(source[0]);
+      this.release();
+      throw new Error('the context was disposed');
+    }
     try {
       this.gss.check('gss_accept_sec_context', major, minor[0]);
       if (major === GSS_S_COMPLETE && source[0]) this.who = this.gss.displayName(source[0]);
@@ -352,6 +387,12 @@ class KoffiAcceptor implements GssAcceptor {
   }
 
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (!this.inFlight) this.release();
+  }
+
+  private release(): void {
     this.gss.deleteContext(this.ctx);
     this.gss.releaseCred(this.cred);
     this.cred = null;

@@ -75,7 +75,8 @@ interface ForwardRequest {
 }
 
 /** `challenge`: no credentials were sent, the normal first step of clients that wait for a 407. */
-type AuthResult = { ok: true; user: string | undefined } | { ok: false; why: string; challenge: boolean };
+/** `forbidden`: no HTTP credentials can succeed here (403 instead of a 407 that would ask for them). */
+type AuthResult = { ok: true; user: string | undefined } | { ok: false; why: string; challenge: boolean; forbidden?: true };
 
 /** One client connection carrying any number of proxy requests, or a single CONNECT tunnel. */
 class HttpConnection {
@@ -142,7 +143,10 @@ class HttpConnection {
 
   private authenticate(req: http.IncomingMessage): AuthResult {
     const { options } = this.ctx;
-    if (!credentialsChecked(options)) return { ok: true, user: undefined };
+    if (!credentialsChecked(options)) {
+      // No users but not open either: a GSSAPI-only listener, which HTTP clients cannot authenticate to.
+      return anonymousAllowed(options) ? { ok: true, user: undefined } : { ok: false, why: 'this listener authenticates SOCKS5 clients with Kerberos (GSSAPI) only', challenge: false, forbidden: true };
+    }
     const header = req.headers['proxy-authorization'];
     if (header === undefined) return anonymousAllowed(options) ? { ok: true, user: undefined } : { ok: false, why: 'no Proxy-Authorization', challenge: true };
     const creds = parseBasicCredentials(header);
@@ -198,7 +202,8 @@ class HttpConnection {
 
     const auth = this.authenticate(req);
     if (!auth.ok) {
-      refuse(407, auth.why, auth.challenge ? 'info' : 'warn', { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
+      if (auth.forbidden) refuse(403, auth.why, 'warn', {});
+      else refuse(407, auth.why, auth.challenge ? 'info' : 'warn', { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
       return;
     }
     if (auth.user !== undefined) session.update({ user: auth.user });
@@ -366,7 +371,8 @@ class HttpConnection {
     const tunnel = new Tunnel(sock, session, this.client, target, this.ctx);
     const auth = this.authenticate(req);
     if (!auth.ok) {
-      tunnel.refuse(407, auth.why, auth.challenge ? 'info' : 'warn', [['Proxy-Authenticate', PROXY_AUTHENTICATE]]);
+      if (auth.forbidden) tunnel.refuse(403, auth.why, 'warn', []);
+      else tunnel.refuse(407, auth.why, auth.challenge ? 'info' : 'warn', [['Proxy-Authenticate', PROXY_AUTHENTICATE]]);
       return;
     }
     if (auth.user !== undefined) session.update({ user: auth.user });

@@ -242,7 +242,8 @@ export class Socks5Connection implements Replier {
       (err: unknown) => {
         this.waiting = false;
         this.disposeGss();
-        if (this.stage === 'done') return;
+        // The client went away while the call ran: its close already ended the session and said why.
+        if (this.stage === 'done' || this.socket.destroyed) return;
         const code = err instanceof ProxyError ? err.code : 'GSSAPI_FAILED';
         this.ctx.logger.warn(`${this.tag}: GSSAPI authentication failed [${code}]: ${describeError(err)}`);
         this.stage = 'done';
