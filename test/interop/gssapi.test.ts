@@ -87,6 +87,29 @@ async function closedSession(server: ProxyServer, match: (s: SessionInfo) => boo
   assert.fail(`no closed session; lines:\n${server.registry.recentlyClosed().map((s) => `${s.id} ${s.outcome}`).join('\n')}`);
 }
 
+/** Sends `size` patterned bytes through a SOCKS5 CONNECT on `relayPort` to an echo server; asserts they all come back exactly. */
+async function echoThrough(relay: Running & { logger: MemoryLogger }, size: number, multiplier: number): Promise<void> {
+  const echo = await startEchoServer();
+  toClose.push(echo);
+  const payload = Buffer.alloc(size);
+  for (let i = 0; i < payload.length; i += 4) payload.writeUInt32BE((i * multiplier) >>> 0, i);
+  const c = await rawConnect(relay.port);
+  c.write([5, 1, 0]);
+  assert.deepEqual([...(await c.read(2))], [5, 0]);
+  c.write([5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff]);
+  const reply = await c.read(10, 10_000);
+  assert.equal(reply[1], 0, `reply ${reply[1]}: ${relay.logger.lines.join('\n')}`);
+  const back = new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    c.socket.on('data', (d: Buffer) => parts.push(d));
+    c.socket.once('end', () => resolve(Buffer.concat(parts)));
+    c.socket.once('error', reject);
+  });
+  c.socket.end(payload);
+  assert.equal(sha256(await back), sha256(payload));
+  c.socket.destroy();
+}
+
 test('our upstream client authenticates to our listener with the cached ticket; the session shows the principal', { skip }, async () => {
   const listener = await gssListener();
   assert.ok(listener.logger.has('GSSAPI offered to SOCKS5 clients'), listener.logger.lines.join('\n'));
@@ -106,27 +129,8 @@ for (const [word, name] of [
   test(`gssapi-protection=${word}: 4 MB each way arrive intact through our client and our listener`, { skip }, async () => {
     const listener = await gssListener();
     const relay = await relayVia(`socks5h://localhost:${listener.port}?gssapi&gssapi-protection=${word}`);
-    const echo = await startEchoServer();
-    toClose.push(echo);
-    const payload = Buffer.alloc(4 * 1024 * 1024);
-    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32BE((i * 2654435761) >>> 0, i);
-    const c = await rawConnect(relay.port);
-    c.write([5, 1, 0]);
-    assert.deepEqual([...(await c.read(2))], [5, 0]);
-    c.write([5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff]);
-    const reply = await c.read(10, 10_000);
-    assert.equal(reply[1], 0, `reply ${reply[1]}: ${relay.logger.lines.join('\n')}`);
-    const back = new Promise<Buffer>((resolve, reject) => {
-      const parts: Buffer[] = [];
-      c.socket.on('data', (d: Buffer) => parts.push(d));
-      c.socket.once('end', () => resolve(Buffer.concat(parts)));
-      c.socket.once('error', reject);
-    });
-    c.socket.end(payload);
-    const echoed = await back;
-    assert.equal(sha256(echoed), sha256(payload));
+    await echoThrough(relay, 4 * 1024 * 1024, 2654435761);
     assert.ok(listener.logger.has(`GSSAPI authenticated ${PRINCIPAL} (${name})`), listener.logger.lines.join('\n'));
-    c.socket.destroy();
   });
 }
 
@@ -281,24 +285,7 @@ test('our relay chains through Dante (GSSAPI, its default enctype) with the cach
   const relay = await relayVia(`socks5h://localhost:${d.port}?gssapi`);
   const r = await curlThrough(relay.port, `http://127.0.0.1:${web.port}/through-dante`);
   assert.equal(r.stdout, 'hello /through-dante', `${r.stderr}\n${relay.logger.lines.join('\n')}\n${d.output()}`);
-  const echo = await startEchoServer();
-  toClose.push(echo);
-  const payload = Buffer.alloc(3 * 1024 * 1024);
-  for (let i = 0; i < payload.length; i += 4) payload.writeUInt32BE((i * 2246822519) >>> 0, i);
-  const c = await rawConnect(relay.port);
-  c.write([5, 1, 0]);
-  assert.deepEqual([...(await c.read(2))], [5, 0]);
-  c.write([5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff]);
-  assert.equal((await c.read(10, 10_000))[1], 0, relay.logger.lines.join('\n'));
-  const back = new Promise<Buffer>((resolve, reject) => {
-    const parts: Buffer[] = [];
-    c.socket.on('data', (x: Buffer) => parts.push(x));
-    c.socket.once('end', () => resolve(Buffer.concat(parts)));
-    c.socket.once('error', reject);
-  });
-  c.socket.end(payload);
-  assert.equal(sha256(await back), sha256(payload));
-  c.socket.destroy();
+  await echoThrough(relay, 3 * 1024 * 1024, 2246822519);
   assert.match(d.output(), new RegExp(`gssapi/confidentiality%${PRINCIPAL.replace('.', '\\.')}`));
 });
 

@@ -19,6 +19,8 @@ import { parseUpstreamUrl } from '../../src/core/upstream/url';
 import type { UpstreamHop } from '../../src/core/upstream/hop';
 import { configTree, ConfigModelInput } from '../../src/ui/config-model';
 import { sessionNode } from '../../src/ui/sessions-model';
+import { validateChain } from '../../src/ui/upstream-input';
+import { withPassword } from '../../src/ui/routing-config';
 import { defaultSettings } from '../../src/ui/settings';
 import type { InfoNode } from '../../src/ui/view-node';
 
@@ -362,4 +364,13 @@ test('UI: a Kerberos principal shows on its session row; the Listener has a Kerb
   assert.equal(rows({}).find((n) => n.id === 'listener.gssapi')?.description, 'keytab relay.keytab', 'stopped or attached: the setting');
   const none = configTree({ settings: defaultSettings, state: 'running' });
   assert.equal(((none.find((n) => n.id === 'listener') as InfoNode).children ?? []).some((n) => n.id === 'listener.gssapi'), false, 'no keytab: no row');
+});
+
+test('Add Upstream accepts ?gssapi URLs as typed (alone, with a user whose password goes to secret storage, in a chain)', () => {
+  assert.equal(validateChain('socks5h://proxy.corp:1080?gssapi'), undefined);
+  assert.equal(validateChain('socks5h://proxy.corp:1080?gssapi=socks&gssapi-protection=integrity'), undefined);
+  assert.equal(validateChain('socks5h://me@proxy.corp:1080?gssapi'), undefined);
+  assert.equal(validateChain('socks5h://jump:1080?gssapi -> http://inner:3128'), undefined);
+  assert.match(validateChain('socks5h://proxy.corp?gssapi-protection=strong') ?? '', /none, integrity or confidentiality/);
+  assert.equal(withPassword('socks5h://me@proxy.corp:1080?gssapi', 'p w'), 'socks5h://me:p%20w@proxy.corp:1080?gssapi');
 });

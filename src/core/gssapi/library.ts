@@ -261,20 +261,68 @@ class KoffiGss implements GssApi {
   }
 }
 
-class KoffiInitiator implements GssInitiator {
+/**
+ * What both ends of a context share: the handle, the protection calls, and disposal that waits for a call
+ * on koffi's worker thread to return (freeing handles it uses would be a use-after-free).
+ */
+abstract class KoffiContext {
+  protected readonly ctx: Out<Handle> = [null];
+  protected inFlight = false;
+  protected disposed = false;
+
+  constructor(protected readonly gss: KoffiGss) {}
+
+  /** Runs an establishment call; after it, a context disposed meanwhile is released and the step fails. */
+  protected async establish(fn: Koffi.KoffiFunction, args: unknown[], out: BufferDesc, also?: () => void): Promise<{ major: number; sent: Buffer }> {
+    if (this.disposed) throw new Error('the context was disposed');
+    this.inFlight = true;
+    let major: number;
+    try {
+      major = await this.gss.callAsync(fn, args);
+    } finally {
+      this.inFlight = false;
+    }
+    const sent = this.gss.take(out);
+    if (this.disposed) {
+      also?.();
+      this.release();
+      throw new Error('the context was disposed');
+    }
+    return { major, sent };
+  }
+
+  wrap(data: Buffer, confidential: boolean): Buffer {
+    return this.gss.wrap(this.ctx[0], data, confidential);
+  }
+
+  unwrap(token: Buffer): { data: Buffer; confidential: boolean } {
+    return this.gss.unwrap(this.ctx[0], token);
+  }
+
+  maxInput(confidential: boolean, tokenLimit: number): number {
+    return this.gss.maxInput(this.ctx[0], confidential, tokenLimit);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (!this.inFlight) this.release();
+  }
+
+  protected abstract release(): void;
+}
+
+class KoffiInitiator extends KoffiContext implements GssInitiator {
   private readonly name: Handle;
-  private readonly ctx: Out<Handle> = [null];
   private granted = 0;
   private done = false;
-  /** A call runs on a worker thread with our handles: freeing them then would be a use-after-free. */
-  private inFlight = false;
-  private disposed = false;
 
   constructor(
-    private readonly gss: KoffiGss,
+    gss: KoffiGss,
     private readonly target: string,
     private readonly requested: number,
   ) {
+    super(gss);
     this.name = gss.importName(target);
   }
 
@@ -284,87 +332,43 @@ class KoffiInitiator implements GssInitiator {
 
   async step(input?: Buffer): Promise<GssStep> {
     if (this.done) throw new Error('the context is already established');
-    if (this.disposed) throw new Error('the context was disposed');
     const minor: Out<number> = [0];
     const out = {} as BufferDesc;
     const ret: Out<number> = [0];
     const token = input ? { length: input.length, value: input } : { length: 0, value: null };
-    this.inFlight = true;
-    let major: number;
-    try {
-      major = await this.gss.callAsync(this.gss.f.init_sec_context, [minor, null, this.ctx, this.name, this.gss.krb5Mech, this.requested, 0, null, token, null, out, ret, [0]]);
-    } finally {
-      this.inFlight = false;
-    }
-    const sent = this.gss.take(out);
-    if (this.disposed) {
-      this.release();
-      throw new Error('the context was disposed');
-    }
+    const { major, sent } = await this.establish(this.gss.f.init_sec_context, [minor, null, this.ctx, this.name, this.gss.krb5Mech, this.requested, 0, null, token, null, out, ret, [0]], out);
     this.gss.check(`gss_init_sec_context(${this.target})`, major, minor[0]);
     this.granted = ret[0];
     this.done = major === GSS_S_COMPLETE;
     return { token: sent, complete: this.done };
   }
 
-  wrap(data: Buffer, confidential: boolean): Buffer {
-    return this.gss.wrap(this.ctx[0], data, confidential);
-  }
-
-  unwrap(token: Buffer): { data: Buffer; confidential: boolean } {
-    return this.gss.unwrap(this.ctx[0], token);
-  }
-
-  maxInput(confidential: boolean, tokenLimit: number): number {
-    return this.gss.maxInput(this.ctx[0], confidential, tokenLimit);
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    if (!this.inFlight) this.release();
-  }
-
-  private release(): void {
+  protected release(): void {
     this.gss.deleteContext(this.ctx);
     this.gss.releaseName(this.name);
   }
 }
 
-class KoffiAcceptor implements GssAcceptor {
-  private readonly ctx: Out<Handle> = [null];
+class KoffiAcceptor extends KoffiContext implements GssAcceptor {
   private who: string | undefined;
-  /** As for the initiator: handles are freed only once no call on a worker thread uses them. */
-  private inFlight = false;
-  private disposed = false;
 
   constructor(
-    private readonly gss: KoffiGss,
+    gss: KoffiGss,
     private cred: Handle,
-  ) {}
+  ) {
+    super(gss);
+  }
 
   get principal(): string | undefined {
     return this.who;
   }
 
   async step(input: Buffer): Promise<GssStep> {
-    if (this.disposed) throw new Error('the context was disposed');
     const minor: Out<number> = [0];
     const out = {} as BufferDesc;
     const source: Out<Handle> = [null];
-    this.inFlight = true;
-    let major: number;
-    try {
-      major = await this.gss.callAsync(this.gss.f.accept_sec_context, [minor, this.ctx, this.cred, { length: input.length, value: input }, null, source, null, out, [0], [0], null]);
-    } finally {
-      this.inFlight = false;
-    }
-    const sent = this.gss.take(out);
-    if (this.disposed) {
-      this.gss.releaseName(source[0]);
-      this.release();
-      throw new Error('the context was disposed');
-    }
+    const args = [minor, this.ctx, this.cred, { length: input.length, value: input }, null, source, null, out, [0], [0], null];
+    const { major, sent } = await this.establish(this.gss.f.accept_sec_context, args, out, () => this.gss.releaseName(source[0]));
     try {
       this.gss.check('gss_accept_sec_context', major, minor[0]);
       if (major === GSS_S_COMPLETE && source[0]) this.who = this.gss.displayName(source[0]);
@@ -374,25 +378,7 @@ class KoffiAcceptor implements GssAcceptor {
     return { token: sent, complete: major === GSS_S_COMPLETE };
   }
 
-  wrap(data: Buffer, confidential: boolean): Buffer {
-    return this.gss.wrap(this.ctx[0], data, confidential);
-  }
-
-  unwrap(token: Buffer): { data: Buffer; confidential: boolean } {
-    return this.gss.unwrap(this.ctx[0], token);
-  }
-
-  maxInput(confidential: boolean, tokenLimit: number): number {
-    return this.gss.maxInput(this.ctx[0], confidential, tokenLimit);
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    if (!this.inFlight) this.release();
-  }
-
-  private release(): void {
+  protected release(): void {
     this.gss.deleteContext(this.ctx);
     this.gss.releaseCred(this.cred);
     this.cred = null;
