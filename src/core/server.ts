@@ -1,7 +1,7 @@
-import { gssapi } from './gssapi/library';
-import { GssServerHandshake } from './gssapi/server';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import { gssapi } from './gssapi/library';
+import { GssServerHandshake } from './gssapi/server';
 import { formatEndpoint, normalizeIp } from './address';
 import { ConnectionContext, defaultOptions, ProtocolHandler, ProxyOptions } from './context';
 import type { Router } from './dialer';

@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { launchBrowser, openWorkbench, runCommand, startCodeServer } from './code-server.mjs';
-import { openSidebar, ROOT, VSIX, workbench } from './workbench.mjs';
+import { NO_PROXY_ENV, openSidebar, ROOT, VSIX, workbench } from './workbench.mjs';
 
 const CS_PORT = Number(process.env.E2E_EDITOR_PORT || 18947);
 const PROXY_PORT = Number(process.env.E2E_EDITOR_PROXY_PORT || 18948);
@@ -58,7 +58,7 @@ before(async () => {
     port: CS_PORT,
     vsixPath: [VSIX, probeVsix],
     settings: { 'socksRelay.listen.port': PROXY_PORT, 'socksRelay.editorTraffic': true, 'http.proxySupport': 'override' },
-    env: { E2E_PROBE_URL: `http://${PROBE_HOST}:${webPort}/from-the-extension-host`, ALL_PROXY: '', HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+    env: { E2E_PROBE_URL: `http://${PROBE_HOST}:${webPort}/from-the-extension-host`, ...NO_PROXY_ENV },
   });
   browser = await launchBrowser();
   page = await openWorkbench(browser, cs.url, { width: 1400, height: 900 });

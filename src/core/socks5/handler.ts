@@ -5,16 +5,14 @@ import type { Dialer } from '../dialer';
 import { describeError, ProxyError, Reply, ReplyCode, replyName } from '../errors';
 import { admit, dialRefusal, isRefusal, Refusal, Replier, serveRequest } from '../pipeline';
 import type { Session } from '../registry';
-import type { ClientStream } from '../transport';
+import { asClientStream, ClientStream } from '../transport';
 import { closeWith } from '../socket-util';
 import { failureOf } from '../outcome';
 import { UdpAssociation } from './udp-association';
-import { gssapi } from '../gssapi/library';
+import { gssapi, Protector } from '../gssapi/library';
 import { decodeGssMessage, encodeGssAbort, GssMessage, MAX_TOKEN, Protection } from '../gssapi/messages';
 import { describeLevels, GssServerHandshake } from '../gssapi/server';
 import { GssEncapsulatedStream } from '../gssapi/encapsulated-stream';
-import type { Protector } from '../gssapi/library';
-import { asClientStream } from '../transport';
 import {
   decodeGreeting,
   decodeRequest,
@@ -51,8 +49,6 @@ export class Socks5Connection implements Replier {
   private gss: GssServerHandshake | undefined;
   /** A GSS-API call is running: bytes wait in `buf` until it is done. */
   private waiting = false;
-  /** The socket is wrapped in RFC 1961 section 5 encapsulation. */
-  private encapsulated = false;
   private gssGaveUpLogged = false;
   constructor(
     private socket: ClientStream,
@@ -217,7 +213,6 @@ export class Socks5Connection implements Replier {
     stream.once('end', this.onEnd);
     stream.once('close', this.onClose);
     this.socket = stream;
-    this.encapsulated = true;
   }
 
   /** One RFC 1961 message through the acceptor (on a worker thread); the next bytes wait until it answers. */
@@ -285,7 +280,8 @@ export class Socks5Connection implements Replier {
   }
 
   private handleRequest(req: Request): void {
-    if (req.command === 'udp-associate' && this.encapsulated) {
+    // The socket is wrapped in RFC 1961 section 5 encapsulation: datagrams would need it too.
+    if (req.command === 'udp-associate' && this.socket instanceof GssEncapsulatedStream) {
       this.session.update({ command: 'udp-associate' });
       this.refuse(Reply.COMMAND_NOT_SUPPORTED, 'UDP ASSOCIATE with GSSAPI per-message protection would need encapsulated datagrams, which are not supported', 'warn');
       return;
