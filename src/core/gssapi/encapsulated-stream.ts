@@ -4,6 +4,8 @@
  * This Duplex sits on the raw socket and carries plaintext: writes are wrapped in messages of at most
  * 65535 octets, received messages are unwrapped and pushed, and the socket is paused while the reader
  * is full, so backpressure passes through in both directions and at most one message is buffered.
+ * A message inside one chunk is unwrapped where it lies; one spread over chunks is copied once, into a
+ * buffer of its size, and each written message goes out as header and token without joining them.
  *
  * A message that fails to unwrap (forged, replayed, out of order), an unencrypted message on a
  * confidential context, an abort or a truncated message at EOF destroys the stream with an error: the
@@ -14,7 +16,7 @@ import { ProxyError } from '../errors';
 import { resetOrDestroy } from '../socket-util';
 import { gssProxyError } from './errors';
 import type { Protector } from './library';
-import { decodeGssMessage, encodeGssMessage, MAX_TOKEN, MessageType } from './messages';
+import { decodeGssHeader, encodeGssHeader, GssMessage, MAX_TOKEN, MessageType } from './messages';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -33,7 +35,12 @@ export class GssEncapsulatedStream extends Duplex {
   /** Plaintext counts, as a socket's (the session's ↑/↓ figures and the idle sweep read them). */
   bytesRead = 0;
   bytesWritten = 0;
-  private buf: Buffer = EMPTY;
+  /** Fewer octets than a header, kept until the next chunk. */
+  private head: Buffer = EMPTY;
+  /** A message spread over chunks, filled up to `filled`, and its type. */
+  private partial: Buffer | undefined;
+  private partialType: GssMessage['type'] = 'encapsulation';
+  private filled = 0;
   private readonly maxPlain: number;
   private ended = false;
 
@@ -79,24 +86,51 @@ export class GssEncapsulatedStream extends Duplex {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     try {
-      for (;;) {
-        const m = decodeGssMessage(this.buf);
-        if (!m) return;
-        this.buf = m.length === this.buf.length ? EMPTY : this.buf.subarray(m.length);
-        if (m.value.type === 'abort') throw new ProxyError('GSSAPI_REJECTED', `${this.who} aborted the GSSAPI-protected connection`);
-        if (m.value.type !== 'encapsulation') throw new ProxyError('PROTOCOL_ERROR', `${this.who} sent a GSS-API ${m.value.type} message where encapsulated data was expected`);
-        const { data, confidential } = this.protector.unwrap(m.value.token);
-        if (this.confidential && !confidential) throw new ProxyError('GSSAPI_FAILED', `${this.who} sent an unencrypted message on a confidential connection`);
-        if (data.length === 0) continue;
-        this.bytesRead += data.length;
-        if (!this.push(data)) this.carrier.pause();
+      let data = chunk;
+      if (this.partial) {
+        const n = Math.min(data.length, this.partial.length - this.filled);
+        data.copy(this.partial, this.filled, 0, n);
+        this.filled += n;
+        if (this.filled < this.partial.length) return;
+        const whole = this.partial;
+        this.partial = undefined;
+        this.deliver(this.partialType, whole);
+        data = data.subarray(n);
+      } else if (this.head.length > 0) {
+        data = Buffer.concat([this.head, data]);
+        this.head = EMPTY;
+      }
+      while (data.length > 0 && !this.destroyed) {
+        const h = decodeGssHeader(data);
+        if (!h) {
+          this.head = Buffer.from(data);
+          return;
+        }
+        if (data.length < h.length) {
+          this.partial = Buffer.allocUnsafe(h.length);
+          this.partialType = h.type;
+          this.filled = data.copy(this.partial);
+          return;
+        }
+        this.deliver(h.type, data.subarray(0, h.length));
+        data = data.subarray(h.length);
       }
     } catch (err) {
       this.destroy(gssProxyError(err, this.who));
     }
   };
+
+  /** One whole message: its data is pushed, anything else ends the stream with an error. */
+  private deliver(type: GssMessage['type'], message: Buffer): void {
+    if (type === 'abort') throw new ProxyError('GSSAPI_REJECTED', `${this.who} aborted the GSSAPI-protected connection`);
+    if (type !== 'encapsulation') throw new ProxyError('PROTOCOL_ERROR', `${this.who} sent a GSS-API ${type} message where encapsulated data was expected`);
+    const { data, confidential } = this.protector.unwrap(message.subarray(4));
+    if (this.confidential && !confidential) throw new ProxyError('GSSAPI_FAILED', `${this.who} sent an unencrypted message on a confidential connection`);
+    if (data.length === 0) return;
+    this.bytesRead += data.length;
+    if (!this.push(data)) this.carrier.pause();
+  }
 
   override _read(): void {
     this.carrier.resume();
@@ -104,8 +138,9 @@ export class GssEncapsulatedStream extends Duplex {
 
   private readonly onEnd = (): void => {
     this.ended = true;
-    if (this.buf.length > 0) {
-      this.destroy(new ProxyError('GSSAPI_FAILED', `${this.who} closed the connection inside an encapsulated message (${this.buf.length} octets of it arrived)`));
+    const arrived = this.partial ? this.filled : this.head.length;
+    if (arrived > 0) {
+      this.destroy(new ProxyError('GSSAPI_FAILED', `${this.who} closed the connection inside an encapsulated message (${arrived} octets of it arrived)`));
       return;
     }
     this.push(null);
@@ -123,13 +158,17 @@ export class GssEncapsulatedStream extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     let ok = true;
     try {
+      this.carrier.cork();
       for (let off = 0; off < chunk.length; off += this.maxPlain) {
-        const piece = chunk.subarray(off, Math.min(chunk.length, off + this.maxPlain));
-        ok = this.carrier.write(encodeGssMessage(MessageType.ENCAPSULATION, this.protector.wrap(piece, this.confidential)));
+        const token = this.protector.wrap(chunk.subarray(off, Math.min(chunk.length, off + this.maxPlain)), this.confidential);
+        this.carrier.write(encodeGssHeader(MessageType.ENCAPSULATION, token.length));
+        ok = this.carrier.write(token);
       }
     } catch (err) {
       callback(gssProxyError(err, this.who));
       return;
+    } finally {
+      this.carrier.uncork();
     }
     this.bytesWritten += chunk.length;
     if (ok) {

@@ -67,15 +67,19 @@ const typeNames = {
 
 export const MAX_TOKEN = 0xffff;
 
-/** One message; throws PROTOCOL_ERROR for a token over 65535 octets (the length field's limit). */
-export function encodeGssMessage(type: Exclude<MessageTypeCode, typeof MessageType.ABORT>, token: Buffer): Buffer {
-  if (token.length > MAX_TOKEN) throw new ProxyError('PROTOCOL_ERROR', `a GSS-API token of ${token.length} octets does not fit RFC 1961's 16-bit length`);
-  const out = Buffer.allocUnsafe(4 + token.length);
+/** The 4-octet header of a message with a `length`-octet token; throws PROTOCOL_ERROR over 65535 (the length field's limit). */
+export function encodeGssHeader(type: Exclude<MessageTypeCode, typeof MessageType.ABORT>, length: number): Buffer {
+  if (length > MAX_TOKEN) throw new ProxyError('PROTOCOL_ERROR', `a GSS-API token of ${length} octets does not fit RFC 1961's 16-bit length`);
+  const out = Buffer.allocUnsafe(4);
   out[0] = GSS_VERSION;
   out[1] = type;
-  out.writeUInt16BE(token.length, 2);
-  token.copy(out, 4);
+  out.writeUInt16BE(length, 2);
   return out;
+}
+
+/** One message, header and token in one buffer. */
+export function encodeGssMessage(type: Exclude<MessageTypeCode, typeof MessageType.ABORT>, token: Buffer): Buffer {
+  return Buffer.concat([encodeGssHeader(type, token.length), token]);
 }
 
 /** The refusal (section 3.4): X'01' X'FF'. */
@@ -84,20 +88,26 @@ export function encodeGssAbort(): Buffer {
 }
 
 /**
- * Decodes one message from the front of `buf`; undefined until it is complete. A wrong version or an
- * unknown type throws PROTOCOL_ERROR (nothing valid can follow it).
+ * The type and whole length (header included) of the message at the front of `buf`, once its header is
+ * there; undefined before. A wrong version or an unknown type throws PROTOCOL_ERROR (nothing valid can follow it).
  */
-export function decodeGssMessage(buf: Buffer): Decoded<GssMessage> | undefined {
+export function decodeGssHeader(buf: Buffer): { readonly type: GssMessage['type']; readonly length: number } | undefined {
   if (buf.length < 2) return undefined;
   if (buf[0] !== GSS_VERSION) throw new ProxyError('PROTOCOL_ERROR', `GSS-API message version 0x${buf[0].toString(16).padStart(2, '0')} (expected 0x01)`);
   const mtyp = buf[1];
-  if (mtyp === MessageType.ABORT) return { value: { type: 'abort' }, length: 2 };
+  if (mtyp === MessageType.ABORT) return { type: 'abort', length: 2 };
   const type = typeNames[mtyp as keyof typeof typeNames] as GssMessage['type'] | undefined;
   if (type === undefined || type === 'abort') throw new ProxyError('PROTOCOL_ERROR', `unknown GSS-API message type 0x${mtyp.toString(16).padStart(2, '0')}`);
   if (buf.length < 4) return undefined;
-  const len = buf.readUInt16BE(2);
-  if (buf.length < 4 + len) return undefined;
-  return { value: { type, token: Buffer.from(buf.subarray(4, 4 + len)) }, length: 4 + len };
+  return { type, length: 4 + buf.readUInt16BE(2) };
+}
+
+/** Decodes one message from the front of `buf`; undefined until it is complete (see decodeGssHeader for what throws). */
+export function decodeGssMessage(buf: Buffer): Decoded<GssMessage> | undefined {
+  const h = decodeGssHeader(buf);
+  if (!h || buf.length < h.length) return undefined;
+  if (h.type === 'abort') return { value: { type: 'abort' }, length: 2 };
+  return { value: { type: h.type, token: Buffer.from(buf.subarray(4, h.length)) }, length: h.length };
 }
 
 /** A decoder that accepts only `expected` (or an abort), for readers that know which message comes next. */
