@@ -119,11 +119,9 @@ function fakeApi(): GssApi {
   const wrap = (data: Buffer, confidential: boolean): Buffer => Buffer.concat([Buffer.from(confidential ? 'W' : 'w'), data]);
   return {
     source: 'fake',
-    acceptsKeytab: true,
     createInitiator(): GssInitiator {
       let round = 0;
       return {
-        flags: 0,
         step: async (input) => {
           round++;
           if (round === 1) return { token: Buffer.from('hello-1'), complete: false };

@@ -1,7 +1,7 @@
 /**
  * The client half of RFC 1961 after an upstream chose method X'01': context establishment with the
  * user's Kerberos credentials cache (what kinit produced; nothing is stored here), then the
- * protection-level subnegotiation, asking for no per-message protection.
+ * protection-level subnegotiation, asking for the level the URL names (section 5 encapsulation after it).
  */
 import type { Socket } from 'node:net';
 import type { CancelSignal } from '../cancel';

@@ -68,8 +68,6 @@ interface Calls {
 export interface GssApi {
   /** Where the library was loaded from, for the log line. */
   readonly source: string;
-  /** Whether an acceptor can be given a keytab path (gss_acquire_cred_from, MIT 1.11+). */
-  readonly acceptsKeytab: boolean;
   createInitiator(target: string, flags: number): GssInitiator;
   createAcceptor(keytab: string | undefined): GssAcceptor;
 }
@@ -94,8 +92,6 @@ export interface Protector {
 export interface GssInitiator extends Protector {
   /** gss_init_sec_context with the peer's last token (none for the first call). Runs on a worker thread: it may ask the KDC. */
   step(input?: Buffer): Promise<GssStep>;
-  /** The flags granted once complete (GSS_C_*_FLAG). */
-  readonly flags: number;
 }
 
 export interface GssAcceptor extends Protector {
@@ -123,7 +119,6 @@ const KRB5_PRINCIPAL_NAME = Buffer.from('2a864886f71201020201', 'hex'); // 1.2.8
 const KRB5_MECH = Buffer.from('2a864886f712010202', 'hex'); // 1.2.840.113554.1.2.2
 
 class KoffiGss implements GssApi {
-  readonly acceptsKeytab: boolean;
   private readonly oids: { hostbased: unknown; principal: unknown };
   readonly krb5Mech: unknown;
   private readonly kv: Koffi.IKoffiCType;
@@ -133,7 +128,6 @@ class KoffiGss implements GssApi {
     readonly f: Calls,
     readonly source: string,
   ) {
-    this.acceptsKeytab = f.acquire_cred_from !== undefined;
     this.kv = defineTypes(koffi).kv;
     // The library keeps pointers to OIDs it is given, so they live in native memory for the process's lifetime.
     const oid = (bytes: Buffer): unknown => {
@@ -314,7 +308,6 @@ abstract class KoffiContext {
 
 class KoffiInitiator extends KoffiContext implements GssInitiator {
   private readonly name: Handle;
-  private granted = 0;
   private done = false;
 
   constructor(
@@ -326,19 +319,13 @@ class KoffiInitiator extends KoffiContext implements GssInitiator {
     this.name = gss.importName(target);
   }
 
-  get flags(): number {
-    return this.granted;
-  }
-
   async step(input?: Buffer): Promise<GssStep> {
     if (this.done) throw new Error('the context is already established');
     const minor: Out<number> = [0];
     const out = {} as BufferDesc;
-    const ret: Out<number> = [0];
     const token = input ? { length: input.length, value: input } : { length: 0, value: null };
-    const { major, sent } = await this.establish(this.gss.f.init_sec_context, [minor, null, this.ctx, this.name, this.gss.krb5Mech, this.requested, 0, null, token, null, out, ret, [0]], out);
+    const { major, sent } = await this.establish(this.gss.f.init_sec_context, [minor, null, this.ctx, this.name, this.gss.krb5Mech, this.requested, 0, null, token, null, out, [0], [0]], out);
     this.gss.check(`gss_init_sec_context(${this.target})`, major, minor[0]);
-    this.granted = ret[0];
     this.done = major === GSS_S_COMPLETE;
     return { token: sent, complete: this.done };
   }
